@@ -1,0 +1,123 @@
+"""The `openrft` command: serve, keys, models."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from openrft.config import Settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir).expanduser()
+    return Settings(**overrides)
+
+
+def _open_store(args: argparse.Namespace):  # noqa: ANN202 - openrft.store.Store
+    from openrft.store import Store
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings, Store.open(
+        database_url=settings.resolved_database_url, blob_dir=settings.blob_dir
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from openrft.api import create_app
+
+    settings = _settings(args)
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    print(store.keys.create(args.project, name=args.name))
+    return 0
+
+
+def cmd_models_init(args: argparse.Namespace) -> int:
+    from openrft.inference import build_tiny_model
+
+    settings, store = _open_store(args)
+    target = settings.models_dir / args.name
+    build_tiny_model(target, arch=args.arch, seed=args.seed)
+    store.models.register_base(args.name, str(target), details={"tiny": True, "arch": args.arch})
+    print(f"{args.name}: tiny {args.arch} model written to {target}")
+    return 0
+
+
+def cmd_models_add(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    source = args.source
+    if Path(source).expanduser().exists():
+        source = str(Path(source).expanduser().resolve())
+    store.models.register_base(args.name, source)
+    print(f"{args.name}: registered {source}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    for row in store.models.list(args.project):
+        print(f"{row.id}\t{row.kind}\t{row.source}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openrft", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", default=os.environ.get("OPENRFT_DATA_DIR"))
+
+    serve = sub.add_parser("serve", parents=[data_dir], help="run the API server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", parents=[data_dir], help="print a new API key")
+    create.add_argument("--project", required=True)
+    create.add_argument("--name")
+    create.set_defaults(func=cmd_keys_create)
+
+    models = sub.add_parser("models", help="base models").add_subparsers(
+        dest="action", required=True
+    )
+    init = models.add_parser("init", parents=[data_dir], help="build and register a tiny model")
+    init.add_argument("name")
+    init.add_argument("--arch", choices=["llama", "qwen"], default="llama")
+    init.add_argument("--seed", type=int, default=0)
+    init.set_defaults(func=cmd_models_init)
+    add = models.add_parser("add", parents=[data_dir], help="register a HF id or local folder")
+    add.add_argument("name")
+    add.add_argument("source")
+    add.set_defaults(func=cmd_models_add)
+    lst = models.add_parser("list", parents=[data_dir], help="list models")
+    lst.add_argument("--project", default="default")
+    lst.set_defaults(func=cmd_models_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

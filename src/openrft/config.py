@@ -1,0 +1,42 @@
+"""Typed settings from the environment (`OPENRFT_*`) and command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field can be set as `OPENRFT_<NAME>` or by a CLI flag."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENRFT_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".openrft")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Registered for project `default` at start, so `OPENRFT_API_KEY=... openrft serve` just works.
+    api_key: str | None = None
+    database_url: str | None = None
+    # OpenAI's documented limit for one uploaded file.
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # One JSONL line; a single example far past this is almost surely not a chat example.
+    max_line_bytes: int = 8 * 1024 * 1024
+    torch_threads: int | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'openrft.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

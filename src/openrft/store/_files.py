@@ -1,0 +1,110 @@
+"""Uploaded files: rows in `files`, bytes in the blob store under `files/<id>`."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from openrft.errors import NotFound
+from openrft.store._blobs import BlobWriter, LocalBlobStore
+from openrft.store._db import Database
+from openrft.store._ids import new_id, now
+from openrft.store._pages import Page, paginate
+from openrft.store._tables import FileRow
+
+__all__ = ["FileRepository"]
+
+
+class FileRepository:
+    def __init__(self, db: Database, blobs: LocalBlobStore) -> None:
+        self._db = db
+        self._blobs = blobs
+
+    def open_upload(self) -> tuple[str, BlobWriter]:
+        file_id = new_id("file-")
+        return file_id, self._blobs.writer(f"files/{file_id}")
+
+    def commit_upload(
+        self,
+        writer: BlobWriter,
+        *,
+        file_id: str,
+        project: str,
+        filename: str,
+        purpose: str,
+        expires_at: int | None = None,
+        kind: str | None = None,
+        examples: int | None = None,
+    ) -> FileRow:
+        """Make the blob visible, then the row: a crash between leaves an orphan blob
+        that `sweep_orphans` removes, never a row without bytes."""
+        writer.commit()
+        row = FileRow(
+            id=file_id,
+            project=project,
+            filename=filename,
+            purpose=purpose,
+            bytes=writer.size,
+            created_at=now(),
+            expires_at=expires_at,
+            blob_key=writer.key,
+            kind=kind,
+            examples=examples,
+        )
+        try:
+            with self._db.session() as s:
+                s.add(row)
+        except BaseException:
+            self._blobs.delete(writer.key)
+            raise
+        return row
+
+    def get(self, project: str, file_id: str) -> FileRow:
+        with self._db.session() as s:
+            row = s.scalar(select(FileRow).where(FileRow.id == file_id, FileRow.project == project))
+        if row is None:
+            raise NotFound(f"No such File object: {file_id}", param="id")
+        return row
+
+    def list(
+        self, project: str, *, purpose: str | None, limit: int, order: str, after: str | None
+    ) -> Page[FileRow]:
+        with self._db.session() as s:
+            query = select(FileRow).where(FileRow.project == project)
+            if purpose:
+                query = query.where(FileRow.purpose == purpose)
+            after_seq = None
+            if after:
+                after_seq = s.scalar(
+                    select(FileRow.seq).where(FileRow.id == after, FileRow.project == project)
+                )
+                if after_seq is None:
+                    raise NotFound(f"No such File object: {after}", param="after")
+            return paginate(
+                s,
+                query,
+                seq_column=FileRow.seq,
+                after_seq=after_seq,
+                limit=limit,
+                descending=order == "desc",
+            )
+
+    def delete(self, project: str, file_id: str) -> None:
+        with self._db.session() as s:
+            row = s.scalar(select(FileRow).where(FileRow.id == file_id, FileRow.project == project))
+            if row is None:
+                raise NotFound(f"No such File object: {file_id}", param="id")
+            s.delete(row)
+        self._blobs.delete(row.blob_key)
+
+    def path(self, row: FileRow):  # noqa: ANN201 - a pathlib.Path
+        return self._blobs.path(row.blob_key)
+
+    def sweep_orphans(self) -> int:
+        """Remove file blobs that have no row (a crash between commit steps)."""
+        keys = self._blobs.keys("files")
+        with self._db.session() as s:
+            known = set(s.scalars(select(FileRow.blob_key)))
+        orphans = [k for k in keys if k not in known]
+        for key in orphans:
+            self._blobs.delete(key)
+        return len(orphans)

@@ -1,0 +1,61 @@
+"""API keys: stored as sha256 hashes, never in clear; each belongs to one project."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+
+from openrft.store._db import Database
+from openrft.store._ids import new_id, now
+from openrft.store._tables import ApiKeyRow
+
+__all__ = ["KeyRepository", "hash_key"]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self, project: str, *, name: str | None = None, expires_at: int | None = None
+    ) -> str:
+        """Create a key and return it in clear: the only time it is ever shown."""
+        key = "sk-openrft-" + secrets.token_urlsafe(32)
+        self.register(project, key, name=name, expires_at=expires_at)
+        return key
+
+    def register(
+        self, project: str, key: str, *, name: str | None = None, expires_at: int | None = None
+    ) -> None:
+        """Register a given key (`OPENRFT_API_KEY`); registering it again is a no-op."""
+        digest = hash_key(key)
+        with self._db.session() as s:
+            existing = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
+            if existing is not None:
+                return
+            s.add(
+                ApiKeyRow(
+                    id=new_id("key_"),
+                    project=project,
+                    key_hash=digest,
+                    name=name,
+                    created_at=now(),
+                    expires_at=expires_at,
+                )
+            )
+
+    def project_for(self, key: str) -> str | None:
+        """The project a live key belongs to, or None for an unknown, revoked or expired key."""
+        with self._db.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key)))
+            if row is None or row.revoked_at is not None:
+                return None
+            if row.expires_at is not None and row.expires_at <= now():
+                return None
+            return row.project

@@ -1,0 +1,38 @@
+"""`Store`: the database, the blob store and the repositories over them, opened once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openrft.store._blobs import LocalBlobStore
+from openrft.store._db import Database
+from openrft.store._files import FileRepository
+from openrft.store._keys import KeyRepository
+from openrft.store._migrate import upgrade
+from openrft.store._models import ModelRepository
+
+__all__ = ["Store"]
+
+
+class Store:
+    def __init__(self, *, database_url: str, blob_dir: Path) -> None:
+        if database_url.startswith("sqlite:///"):
+            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(database_url)
+        self.blobs = LocalBlobStore(blob_dir)
+        self.files = FileRepository(self.db, self.blobs)
+        self.keys = KeyRepository(self.db)
+        self.models = ModelRepository(self.db)
+
+    @classmethod
+    def open(cls, *, database_url: str, blob_dir: Path, recover: bool = False) -> Store:
+        """Open and migrate; with `recover`, also clean what a crash left behind (server start)."""
+        store = cls(database_url=database_url, blob_dir=blob_dir)
+        upgrade(store.db)
+        if recover:
+            store.blobs.recover()
+            store.files.sweep_orphans()
+        return store
+
+    def close(self) -> None:
+        self.db.dispose()
