@@ -12,17 +12,20 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "openrft"
 
 # Which openrft packages each part may import (errors, config and datasets are open to all).
 ALLOWED = {
-    "api": {"store", "jobs", "graders", "inference", "datasets", "ui"},
+    "api": {"store", "jobs", "graders", "inference", "ui"},
     "store": set(),
     "jobs": {"store"},
-    "training": {"inference", "graders", "store", "datasets"},
+    "training": {"inference", "graders", "store"},
     "graders": set(),
     "inference": set(),
     "datasets": set(),
+    "methods": set(),
     "ui": set(),
-    "cli": {"api", "store", "inference", "jobs", "graders", "training", "datasets", "demo"},
+    "cli": {"api", "store", "inference", "jobs", "graders", "training", "demo"},
 }
-OPEN = {"errors", "config", "__init__"}
+# Open to every part: the error tree, settings, and two torch-free leaf packages that
+# describe requests (JSONL checking, method hyperparameters).
+OPEN = {"errors", "config", "__init__", "datasets", "methods"}
 HEAVY_FORBIDDEN = {
     "store": {"fastapi", "torch"},
     "graders": {"fastapi", "torch"},
@@ -30,6 +33,7 @@ HEAVY_FORBIDDEN = {
     "jobs": {"fastapi", "torch"},
     "training": {"fastapi"},
     "datasets": {"fastapi", "torch"},
+    "methods": {"fastapi", "torch"},
 }
 
 

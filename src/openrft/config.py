@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     # One JSONL line; a single example far past this is almost surely not a chat example.
     max_line_bytes: int = 8 * 1024 * 1024
     torch_threads: int | None = None
+    # Decision 11: one concurrent training job by default on a small machine.
+    max_concurrent_jobs: int = 1
+    # A worker renews its lease every `heartbeat_s`; a lease not renewed for `lease_ttl_s`
+    # means the worker is gone and the job is resumed from its last checkpoint.
+    lease_ttl_s: float = 15.0
+    heartbeat_s: float = 2.0
+    max_job_attempts: int = 5
+    scheduler_interval_s: float = 0.5
+    # Run python graders without the sandbox: only for a single-user machine (Decision 7).
+    allow_unsandboxed_python: bool = False
 
     @property
     def resolved_database_url(self) -> str:

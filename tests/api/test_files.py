@@ -22,7 +22,9 @@ def jsonl(*lines: object) -> bytes:
     return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
 
 
-def upload(client: openai.OpenAI, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune"):
+def upload(
+    client: openai.OpenAI, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune"
+):
     return client.files.create(file=(name, io.BytesIO(data)), purpose=purpose)
 
 
@@ -36,12 +38,18 @@ def test_upload_retrieve_content_delete(client: openai.OpenAI) -> None:
     created = upload(client, data)
     FileObject.model_validate(created.model_dump())
     assert created.id.startswith("file-")
-    assert (created.bytes, created.filename, created.purpose) == (len(data), "train.jsonl", "fine-tune")
+    assert (created.bytes, created.filename, created.purpose) == (
+        len(data),
+        "train.jsonl",
+        "fine-tune",
+    )
     assert created.status == "processed"
     assert created._request_id and created._request_id.startswith("req_")
 
     got = client.files.retrieve(created.id)
-    assert FileObject.model_validate(got.model_dump()) == FileObject.model_validate(created.model_dump())
+    assert FileObject.model_validate(got.model_dump()) == FileObject.model_validate(
+        created.model_dump()
+    )
     assert client.files.content(created.id).read() == data
 
     deleted = client.files.delete(created.id)
@@ -90,13 +98,28 @@ BAD_FILES = [
     (jsonl({"messages": [{"role": "robot", "content": "x"}]}), "unrecognized role 'robot'"),
     (jsonl({"messages": [{"role": "user"}]}), "messages[0] is missing content"),
     (jsonl({"messages": [{"content": "x"}]}), "missing the key 'role'"),
-    (jsonl({"messages": [{"role": "user", "content": "x", "colour": 1}]}), "unrecognized key 'colour'"),
-    (jsonl({"messages": [{"role": "tool", "content": "x", "tool_call_id": "a"}]}), "ends with a 'tool'"),
-    (jsonl(RL_LINE, SFT_LINE), "Line 2 is a supervised example, but the lines before it are reinforcement"),
-    (jsonl(RL_LINE) + b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}\n', "Line 2 is not valid UTF-8"),
+    (
+        jsonl({"messages": [{"role": "user", "content": "x", "colour": 1}]}),
+        "unrecognized key 'colour'",
+    ),
+    (
+        jsonl({"messages": [{"role": "tool", "content": "x", "tool_call_id": "a"}]}),
+        "ends with a 'tool'",
+    ),
+    (
+        jsonl(RL_LINE, SFT_LINE),
+        "Line 2 is a supervised example, but the lines before it are reinforcement",
+    ),
+    (
+        jsonl(RL_LINE) + b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}\n',
+        "Line 2 is not valid UTF-8",
+    ),
     (b"", "The file is empty"),
     (b"\n\n", "The file is empty"),
-    (jsonl({"messages": [{"role": "user", "content": "x" * 70_000}]}), "Line 1 is longer than 65536 bytes"),
+    (
+        jsonl({"messages": [{"role": "user", "content": "x" * 70_000}]}),
+        "Line 1 is longer than 65536 bytes",
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ import openai
 import pytest
 from openai.types import Model
 
-from conftest import run_cli
+from support import run_cli
 
 
 def test_models_list_and_retrieve(server, client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -34,8 +35,8 @@ def test_kill_during_large_upload_leaves_no_file_and_no_blob(fresh_server) -> No
     fresh_server.start()
     boundary = "openrft-test-boundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     chunk = (LINE + "\n").encode() * 2000
@@ -50,7 +51,7 @@ def test_kill_during_large_upload_leaves_no_file_and_no_blob(fresh_server) -> No
             time.sleep(0.005)
 
     def post() -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             httpx.post(
                 f"{fresh_server.base_url}/files",
                 content=body(),
@@ -60,8 +61,6 @@ def test_kill_during_large_upload_leaves_no_file_and_no_blob(fresh_server) -> No
                 },
                 timeout=60,
             )
-        except httpx.HTTPError:
-            pass
 
     uploader = threading.Thread(target=post, daemon=True)
     uploader.start()

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from openrft import __version__
 from openrft.api.errors import install_error_handlers
 from openrft.api.middleware import RequestIdMiddleware
-from openrft.api.routers import files, health, models
+from openrft.api.routers import files, health, jobs, models
 from openrft.config import Settings
+from openrft.jobs import LocalExecutor, Scheduler
 from openrft.store import Store
 
 __all__ = ["create_app"]
@@ -30,9 +31,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_key:
         store.keys.register("default", settings.api_key, name="OPENRFT_API_KEY")
 
+    executor = LocalExecutor(data_dir=settings.data_dir, log_dir=settings.data_dir / "logs")
+    scheduler = Scheduler(
+        store=store,
+        executor=executor,
+        max_concurrent=settings.max_concurrent_jobs,
+        lease_ttl=settings.lease_ttl_s,
+        max_attempts=settings.max_job_attempts,
+        interval=settings.scheduler_interval_s,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
         yield
+        scheduler.stop()
         store.close()
 
     app = FastAPI(
@@ -40,9 +53,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.scheduler = scheduler
+    app.state.wake_scheduler = scheduler.wake
+    app.state.check_grader = _grader_check(settings)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
     return app
+
+
+def _grader_check(settings: Settings):  # noqa: ANN202 - (config, param) -> None
+    """Validate a grader config at job creation, so a bad grader is a 400, not a failed job."""
+    from openrft.graders import parse_grader
+
+    def check(config: dict, param: str) -> None:
+        parse_grader(config, param=param)
+
+    return check

@@ -47,6 +47,11 @@ class ModelRepository:
             )
         return row
 
+    def get_any(self, model_id: str) -> ModelRow | None:
+        """The row for `model_id` whatever its project or state (workers, housekeeping)."""
+        with self._db.session() as s:
+            return s.scalar(select(ModelRow).where(ModelRow.id == model_id))
+
     def get_base(self, name: str) -> ModelRow | None:
         with self._db.session() as s:
             return s.scalar(select(ModelRow).where(ModelRow.id == name, ModelRow.kind == "base"))

@@ -7,6 +7,7 @@ from pathlib import Path
 from openrft.store._blobs import LocalBlobStore
 from openrft.store._db import Database
 from openrft.store._files import FileRepository
+from openrft.store._jobs import JobRepository
 from openrft.store._keys import KeyRepository
 from openrft.store._migrate import upgrade
 from openrft.store._models import ModelRepository
@@ -23,6 +24,7 @@ class Store:
         self.files = FileRepository(self.db, self.blobs)
         self.keys = KeyRepository(self.db)
         self.models = ModelRepository(self.db)
+        self.jobs = JobRepository(self.db)
 
     @classmethod
     def open(cls, *, database_url: str, blob_dir: Path, recover: bool = False) -> Store:

@@ -6,10 +6,10 @@ cursor pagination (`after=<id>`) is stable.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "FileRow", "ModelRow"]
+__all__ = ["ApiKeyRow", "Base", "CheckpointRow", "FileRow", "JobEventRow", "JobRow", "ModelRow"]
 
 
 class Base(DeclarativeBase):
@@ -66,3 +66,73 @@ class ModelRow(Base):
     weights_format: Mapped[str | None] = mapped_column(String(16))
     details: Mapped[dict | None] = mapped_column(JSON)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobRow(Base):
+    """A fine-tuning job, plus the scheduler's lease on it."""
+
+    __tablename__ = "jobs"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(String(128), index=True)
+    model: Mapped[str] = mapped_column(String(512))
+    base_model: Mapped[str] = mapped_column(String(512))
+    training_file: Mapped[str] = mapped_column(String(64))
+    validation_file: Mapped[str | None] = mapped_column(String(64))
+    suffix: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    job_metadata: Mapped[dict | None] = mapped_column("metadata", JSON)
+    integrations: Mapped[list | None] = mapped_column(JSON)
+    # OpenAI's `method` object; hyperparameters inside it are replaced by resolved values
+    # once the job runs.
+    method: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    error: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    estimated_finish: Mapped[int | None] = mapped_column(BigInteger)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(512))
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    result_files: Mapped[list] = mapped_column(JSON, default=list)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    # "cancel" or "pause", set by the API and acted on by the worker within a step.
+    control: Mapped[str | None] = mapped_column(String(16))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobEventRow(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "dedupe_key"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict | None] = mapped_column(JSON)
+    # The training step an event belongs to: a resumed job drops events past its checkpoint.
+    step: Mapped[int | None] = mapped_column(Integer)
+    # Events that must appear once per job ("Fine-tuning job started", "Step 3/40") carry a key.
+    dedupe_key: Mapped[str | None] = mapped_column(String(128))
+
+
+class CheckpointRow(Base):
+    __tablename__ = "job_checkpoints"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    step_number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    model_id: Mapped[str] = mapped_column(String(512))
+    blob_key: Mapped[str] = mapped_column(String(256))
+    # Pruned checkpoints keep their row (the model id stays reserved) but lose their bytes.
+    pruned: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,98 @@
+"""Executors run a leased job somewhere. The local one starts a worker process per job.
+
+Workers are started by module path (`python -m openrft.training.worker`), so the
+scheduler never imports the trainer or torch. Children stay in the server's process
+group (Decision 12): stopping the server's group stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Executor", "Finished", "LocalExecutor"]
+
+WORKER_MODULE = "openrft.training.worker"
+
+
+@dataclass
+class Finished:
+    job_id: str
+    token: str
+    returncode: int
+
+
+class Executor(Protocol):
+    """Where jobs run: the local executor here, a Ray executor on a cluster."""
+
+    def start(self, job_id: str, token: str) -> None: ...
+
+    def finished(self) -> list[Finished]:
+        """Jobs whose worker has exited since the last call."""
+        ...
+
+    def running(self) -> int: ...
+
+    def stop_all(self, *, timeout: float) -> None: ...
+
+
+class LocalExecutor:
+    def __init__(self, *, data_dir: Path, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self._data_dir = data_dir
+        self._log_dir = log_dir
+        self._env = env or {}
+        self._procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+
+    def start(self, job_id: str, token: str) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        with (self._log_dir / f"{job_id}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    WORKER_MODULE,
+                    "--job-id",
+                    job_id,
+                    "--lease-token",
+                    token,
+                    "--data-dir",
+                    str(self._data_dir),
+                ],
+                env={**os.environ, **self._env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._procs[job_id] = (token, proc)
+
+    def finished(self) -> list[Finished]:
+        done = []
+        for job_id, (token, proc) in list(self._procs.items()):
+            code = proc.poll()
+            if code is not None:
+                del self._procs[job_id]
+                done.append(Finished(job_id, token, code))
+        return done
+
+    def running(self) -> int:
+        return sum(1 for _, proc in self._procs.values() if proc.poll() is None)
+
+    def pids(self) -> dict[str, int]:
+        return {job_id: proc.pid for job_id, (_, proc) in self._procs.items()}
+
+    def stop_all(self, *, timeout: float) -> None:
+        """Ask every worker to checkpoint and stop (SIGTERM), then make sure they did."""
+        for _, proc in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self._procs.values():
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()

@@ -1,0 +1,294 @@
+"""Fine-tuning jobs: rows, leases, control requests, events and checkpoints.
+
+A job is leased to one executor at a time: the lease is a token plus an expiry that
+the worker keeps fresh. Every lease change is a conditional UPDATE whose row count
+says who won, so two schedulers (or a stale worker) can never both own a job.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from openrft.errors import InvalidRequest, NotFound
+from openrft.store._db import Database
+from openrft.store._ids import new_id, now
+from openrft.store._pages import Page, paginate
+from openrft.store._tables import CheckpointRow, JobEventRow, JobRow, ModelRow
+
+__all__ = ["TERMINAL", "JobRepository"]
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+_RUNNABLE = ("queued", "running")
+
+
+class JobRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- jobs -------------------------------------------------------------------------
+    def create(self, row: JobRow) -> JobRow:
+        with self._db.session() as s:
+            s.add(row)
+        return row
+
+    def get(self, project: str, job_id: str) -> JobRow:
+        with self._db.session() as s:
+            row = s.scalar(select(JobRow).where(JobRow.id == job_id, JobRow.project == project))
+        if row is None:
+            raise NotFound(f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id")
+        return row
+
+    def by_id(self, job_id: str) -> JobRow:
+        with self._db.session() as s:
+            row = s.scalar(select(JobRow).where(JobRow.id == job_id))
+        if row is None:
+            raise NotFound(f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id")
+        return row
+
+    def list(
+        self, project: str, *, limit: int, after: str | None, metadata: dict[str, str]
+    ) -> Page[JobRow]:
+        with self._db.session() as s:
+            query = select(JobRow).where(JobRow.project == project)
+            for key, value in metadata.items():
+                query = query.where(JobRow.job_metadata[key].as_string() == value)
+            after_seq = self._seq(s, JobRow, after, project) if after else None
+            return paginate(
+                s, query, seq_column=JobRow.seq, after_seq=after_seq, limit=limit, descending=True
+            )
+
+    @staticmethod
+    def _seq(s: Any, table: Any, object_id: str, project: str) -> int:
+        seq = s.scalar(select(table.seq).where(table.id == object_id, table.project == project))
+        if seq is None:
+            raise NotFound(f"No such object: {object_id}", param="after")
+        return seq
+
+    def update(self, job_id: str, *, token: str | None = None, **fields: Any) -> bool:
+        """Update a job that is not finished (and, with `token`, still leased by the caller)."""
+        query = update(JobRow).where(JobRow.id == job_id, JobRow.status.not_in(TERMINAL))
+        if token is not None:
+            query = query.where(JobRow.lease_token == token)
+        with self._db.session() as s:
+            return s.execute(query.values(**fields)).rowcount == 1
+
+    def request(self, project: str, job_id: str, action: str) -> JobRow:
+        """Apply cancel / pause / resume as the API asks; the worker acts within a step."""
+        job = self.get(project, job_id)
+        allowed = {
+            "cancel": {"validating_files", "queued", "running", "paused"},
+            "pause": {"queued", "running"},
+            "resume": {"paused"},
+        }[action]
+        if job.status not in allowed:
+            raise InvalidRequest(
+                f"Cannot {action} a job whose status is {job.status!r}.", param="fine_tuning_job_id"
+            )
+        fields: dict[str, Any] = {
+            "cancel": {"status": "cancelled", "control": "cancel", "finished_at": now()},
+            "pause": {"status": "paused", "control": "pause"},
+            "resume": {"status": "queued"},
+        }[action]
+        with self._db.session() as s:
+            changed = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == job.status)
+                .values(**fields)
+            ).rowcount
+        if not changed:  # the worker moved it meanwhile; let the caller see the truth
+            return self.request(project, job_id, action)
+        return self.get(project, job_id)
+
+    # -- leases -----------------------------------------------------------------------
+    def lease_runnable(self, *, owner: str, ttl: float, limit: int) -> list[tuple[JobRow, str]]:
+        """Lease up to `limit` queued jobs, and running ones whose worker stopped renewing."""
+        if limit <= 0:
+            return []
+        t = time.time()
+        with self._db.session() as s:
+            candidates = list(
+                s.scalars(
+                    select(JobRow)
+                    .where(JobRow.status.in_(_RUNNABLE))
+                    .where((JobRow.lease_expires_at.is_(None)) | (JobRow.lease_expires_at < t))
+                    .order_by(JobRow.seq)
+                    .limit(limit)
+                )
+            )
+        won = []
+        for job in candidates:
+            token = new_id("lease_", 16)
+            with self._db.session() as s:
+                changed = s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job.id, JobRow.status.in_(_RUNNABLE))
+                    .where((JobRow.lease_expires_at.is_(None)) | (JobRow.lease_expires_at < t))
+                    .values(
+                        lease_token=token,
+                        lease_owner=owner,
+                        lease_expires_at=time.time() + ttl,
+                        attempts=JobRow.attempts + 1,
+                    )
+                ).rowcount
+            if changed:
+                job.lease_token, job.attempts = token, job.attempts + 1
+                won.append((job, token))
+        return won
+
+    def leased_count(self) -> int:
+        with self._db.session() as s:
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(JobRow.lease_expires_at > time.time())
+                )
+                or 0
+            )
+
+    def heartbeat(self, job_id: str, token: str, ttl: float) -> bool:
+        with self._db.session() as s:
+            return (
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.lease_token == token)
+                    .values(lease_expires_at=time.time() + ttl)
+                ).rowcount
+                == 1
+            )
+
+    def release(self, job_id: str, token: str, **fields: Any) -> None:
+        with self._db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.lease_token == token)
+                .values(lease_token=None, lease_owner=None, lease_expires_at=None, **fields)
+            )
+
+    def jobs_in(self, statuses: tuple[str, ...]) -> list[JobRow]:
+        with self._db.session() as s:
+            return list(s.scalars(select(JobRow).where(JobRow.status.in_(statuses))))
+
+    # -- events -----------------------------------------------------------------------
+    def add_event(
+        self,
+        job_id: str,
+        message: str,
+        *,
+        level: str = "info",
+        type: str = "message",
+        data: dict[str, Any] | None = None,
+        step: int | None = None,
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Append an event; one with a `dedupe_key` the job already has is dropped."""
+        row = JobEventRow(
+            id=new_id("ftevent-"),
+            job_id=job_id,
+            created_at=now(),
+            level=level,
+            message=message,
+            type=type,
+            data=data,
+            step=step,
+            dedupe_key=dedupe_key,
+        )
+        try:
+            with self._db.session() as s:
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def events(self, job_id: str, *, limit: int, after: str | None) -> Page[JobEventRow]:
+        with self._db.session() as s:
+            after_seq = None
+            if after:
+                after_seq = s.scalar(
+                    select(JobEventRow.seq).where(
+                        JobEventRow.id == after, JobEventRow.job_id == job_id
+                    )
+                )
+                if after_seq is None:
+                    raise NotFound(f"No such event: {after}", param="after")
+            query = select(JobEventRow).where(JobEventRow.job_id == job_id)
+            return paginate(
+                s,
+                query,
+                seq_column=JobEventRow.seq,
+                after_seq=after_seq,
+                limit=limit,
+                descending=True,
+            )
+
+    def drop_events_after(self, job_id: str, step: int) -> None:
+        """A resumed job redoes the steps past its checkpoint: their events go first."""
+        with self._db.session() as s:
+            for row in s.scalars(
+                select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.step > step)
+            ):
+                s.delete(row)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def add_checkpoint(self, row: CheckpointRow, model: ModelRow) -> None:
+        """The checkpoint and its servable model appear together, or not at all."""
+        with self._db.session() as s:
+            existing = s.scalar(select(ModelRow).where(ModelRow.id == model.id))
+            if existing is not None:  # a step redone after a crash replaces its checkpoint
+                s.delete(existing)
+                for old in s.scalars(
+                    select(CheckpointRow).where(CheckpointRow.model_id == model.id)
+                ):
+                    s.delete(old)
+                s.flush()
+            s.add(row)
+            s.add(model)
+
+    def checkpoints(
+        self, job_id: str, *, limit: int, after: str | None, include_pruned: bool = False
+    ) -> Page[CheckpointRow]:
+        with self._db.session() as s:
+            after_seq = None
+            if after:
+                after_seq = s.scalar(
+                    select(CheckpointRow.seq).where(
+                        CheckpointRow.id == after, CheckpointRow.job_id == job_id
+                    )
+                )
+                if after_seq is None:
+                    raise NotFound(f"No such checkpoint: {after}", param="after")
+            query = select(CheckpointRow).where(CheckpointRow.job_id == job_id)
+            if not include_pruned:
+                query = query.where(CheckpointRow.pruned.is_(False))
+            return paginate(
+                s,
+                query,
+                seq_column=CheckpointRow.seq,
+                after_seq=after_seq,
+                limit=limit,
+                descending=True,
+            )
+
+    def latest_checkpoint(self, job_id: str) -> CheckpointRow | None:
+        with self._db.session() as s:
+            return s.scalar(
+                select(CheckpointRow)
+                .where(CheckpointRow.job_id == job_id, CheckpointRow.pruned.is_(False))
+                .order_by(CheckpointRow.step_number.desc())
+                .limit(1)
+            )
+
+    def mark_pruned(self, checkpoint_ids: list[str]) -> None:
+        if not checkpoint_ids:
+            return
+        with self._db.session() as s:
+            rows = list(
+                s.scalars(select(CheckpointRow).where(CheckpointRow.id.in_(checkpoint_ids)))
+            )
+            for row in rows:
+                row.pruned = True
+                s.execute(update(ModelRow).where(ModelRow.id == row.model_id).values(deleted=True))

@@ -1,0 +1,25 @@
+"""A server with a tiny registered model and short leases, for job tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support import Server, run_cli
+
+
+@pytest.fixture(scope="module")
+def job_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("jobs")
+    run_cli("models", "init", "tiny", data_dir=data_dir)
+    srv = Server(
+        data_dir,
+        env={
+            "OPENRFT_LEASE_TTL_S": "4",
+            "OPENRFT_HEARTBEAT_S": "0.5",
+            "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+        },
+    ).start()
+    yield srv
+    srv.stop()

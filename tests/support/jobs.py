@@ -1,0 +1,59 @@
+"""Data and polling helpers for job tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import openai
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def addition_lines(pairs: list[tuple[int, int]], *, answer: bool) -> bytes:
+    lines = []
+    for a, b in pairs:
+        messages = [{"role": "user", "content": f"{a}+{b}="}]
+        if answer:
+            messages.append({"role": "assistant", "content": str(a + b)})
+            lines.append({"messages": messages})
+        else:
+            lines.append({"messages": messages, "reference_answer": str(a + b)})
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+ALL_PAIRS = [(a, b) for a in range(10) for b in range(10)]
+
+
+def upload(client: openai.OpenAI, data: bytes, name: str = "train.jsonl") -> str:
+    return client.files.create(file=(name, io.BytesIO(data)), purpose="fine-tune").id
+
+
+def wait_for(client: openai.OpenAI, job_id: str, *, statuses=TERMINAL, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s")
+
+
+def metrics_events(client: openai.OpenAI, job_id: str) -> list:
+    events = list(client.fine_tuning.jobs.list_events(job_id, limit=1000))
+    return [e for e in events if e.type == "metrics"]
+
+
+def wait_for_step(client: openai.OpenAI, job_id: str, step: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = client.fine_tuning.jobs.list_events(job_id, limit=1).data
+        if events and events[0].type == "metrics" and events[0].data["step"] >= step:
+            return
+        if any(
+            e.type == "metrics" and e.data["step"] >= step for e in metrics_events(client, job_id)
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached step {step}")
