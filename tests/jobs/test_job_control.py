@@ -1,0 +1,126 @@
+"""Cancel, pause/resume and crash recovery of jobs: exact, with one event per step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import openai
+import torch
+from safetensors.torch import load_file
+
+from support import Server, run_cli
+from support.jobs import ALL_PAIRS, addition_lines, metrics_events, upload, wait_for, wait_for_step
+
+STEPS = 20
+METHOD = {
+    "type": "supervised",
+    "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 10, "checkpoint_interval": 5}},
+}
+
+
+def start_job(client: openai.OpenAI, seed: int = 11) -> str:
+    train = upload(client, addition_lines(ALL_PAIRS, answer=True))
+    return client.fine_tuning.jobs.create(
+        model="tiny", training_file=train, seed=seed, method=METHOD
+    ).id
+
+
+def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
+    return load_file(str(data_dir / "blobs" / "jobs" / job_id / "final" / "model.safetensors"))
+
+
+def worker_pid(job_id: str) -> int:
+    out = subprocess.run(
+        ["pgrep", "-f", f"openrft.training.worker --job-id {job_id}"],
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.split()[0])
+
+
+def assert_one_event_per_step(client: openai.OpenAI, job_id: str) -> None:
+    steps = sorted(e.data["step"] for e in metrics_events(client, job_id))
+    assert steps == list(range(1, STEPS + 1))
+
+
+def test_pause_resume_equals_uninterrupted(job_server) -> None:
+    client = job_server.client()
+    straight = start_job(client)
+    assert wait_for(client, straight).status == "succeeded"
+
+    paused = start_job(client)
+    wait_for_step(client, paused, 3)
+    job = client.fine_tuning.jobs.pause(paused)
+    assert job.status == "paused"  # as the live API returns it (outside the SDK's enum)
+    deadline = time.monotonic() + 60
+    while not any(
+        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(paused)
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stopped_at = max(e.data["step"] for e in metrics_events(client, paused))
+    time.sleep(1.5)
+    assert max(e.data["step"] for e in metrics_events(client, paused)) == stopped_at
+    assert client.fine_tuning.jobs.retrieve(paused).status == "paused"
+    assert client.fine_tuning.jobs.resume(paused).status == "queued"
+    assert wait_for(client, paused).status == "succeeded"
+    assert_one_event_per_step(client, paused)
+
+    a, b = final_weights(job_server.data_dir, straight), final_weights(job_server.data_dir, paused)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+
+def test_cancel_stops_within_a_step(job_server) -> None:
+    client = job_server.client()
+    job_id = start_job(client)
+    wait_for_step(client, job_id, 2)
+    cancelled = client.fine_tuning.jobs.cancel(job_id)
+    assert cancelled.status == "cancelled"
+    at_cancel = max(e.data["step"] for e in metrics_events(client, job_id))
+    time.sleep(3)
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) <= at_cancel + 1
+    assert client.fine_tuning.jobs.retrieve(job_id).status == "cancelled"
+    try:
+        client.fine_tuning.jobs.resume(job_id)
+        raise AssertionError("a cancelled job must not resume")
+    except openai.BadRequestError as err:
+        assert "cancelled" in err.message
+
+
+def test_worker_killed_mid_job_resumes(job_server) -> None:
+    client = job_server.client()
+    job_id = start_job(client)
+    wait_for_step(client, job_id, 8)
+    os.kill(worker_pid(job_id), signal.SIGKILL)
+    done = wait_for(client, job_id)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+    assert any(m.startswith("Resumed from the checkpoint at step") for m in messages)
+
+
+def test_server_killed_mid_job_resumes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    run_cli("models", "init", "tiny", data_dir=data_dir)
+    env = {"OPENRFT_LEASE_TTL_S": "3", "OPENRFT_HEARTBEAT_S": "0.5"}
+    server = Server(data_dir, env=env).start()
+    try:
+        client = server.client()
+        job_id = start_job(client)
+        wait_for_step(client, job_id, 7)
+        server.kill()  # the whole process group: server and worker, like a power cut
+        server = Server(data_dir, env=env)
+        server.start()
+        client = server.client()
+        done = wait_for(client, job_id)
+        assert done.status == "succeeded", done.error
+        assert_one_event_per_step(client, job_id)
+    finally:
+        server.stop()
