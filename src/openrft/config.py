@@ -36,12 +36,22 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = 0.5
     # Run python graders without the sandbox: only for a single-user machine (Decision 7).
     allow_unsandboxed_python: bool = False
+    # Model-judge graders call this OpenAI-compatible endpoint; by default this server.
+    judge_base_url: str | None = None
+    judge_api_key: str | None = None
+    # Decision 8's outbound policy, overridden per host or CIDR.
+    grader_url_allowlist: tuple[str, ...] = ()
+    grader_url_denylist: tuple[str, ...] = ()
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'openrft.db'}"
+
+    @property
+    def resolved_judge_base_url(self) -> str:
+        return self.judge_base_url or f"http://{self.host}:{self.port}/v1"
 
     @property
     def blob_dir(self) -> Path:

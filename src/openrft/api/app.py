@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from openrft import __version__
 from openrft.api.errors import install_error_handlers
 from openrft.api.middleware import RequestIdMiddleware
-from openrft.api.routers import files, health, jobs, models
+from openrft.api.routers import files, graders, health, jobs, models
 from openrft.config import Settings
+from openrft.graders import GradingService, grader_settings
 from openrft.jobs import LocalExecutor, Scheduler
 from openrft.store import Store
 
@@ -30,8 +34,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.api_key:
         store.keys.register("default", settings.api_key, name="OPENRFT_API_KEY")
+    judge_key = settings.judge_api_key or _internal_judge_key(settings, store)
+    grading = GradingService(settings=grader_settings(settings, judge_api_key=judge_key))
 
-    executor = LocalExecutor(data_dir=settings.data_dir, log_dir=settings.data_dir / "logs")
+    executor = LocalExecutor(
+        data_dir=settings.data_dir,
+        log_dir=settings.data_dir / "logs",
+        # Workers grade with the same judge endpoint as the server.
+        env={
+            "OPENRFT_JUDGE_BASE_URL": settings.resolved_judge_base_url,
+            "OPENRFT_JUDGE_API_KEY": judge_key,
+        },
+    )
     scheduler = Scheduler(
         store=store,
         executor=executor,
@@ -46,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.start()
         yield
         scheduler.stop()
+        await grading.aclose()
         store.close()
 
     app = FastAPI(
@@ -55,21 +70,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.scheduler = scheduler
     app.state.wake_scheduler = scheduler.wake
-    app.state.check_grader = _grader_check(settings)
+    app.state.grading = grading
+    app.state.check_grader = _grader_check(grading)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
+    app.include_router(graders.router)
     return app
 
 
-def _grader_check(settings: Settings):  # noqa: ANN202 - (config, param) -> None
-    """Validate a grader config at job creation, so a bad grader is a 400, not a failed job."""
-    from openrft.graders import parse_grader
+def _internal_judge_key(settings: Settings, store: Store) -> str:
+    """A key this server's judge graders use to call its own models (project `_judges`,
+    which sees base models only); kept in the data folder so it survives restarts."""
+    path = settings.data_dir / "internal_judge.key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    key = "sk-openrft-judge-" + path.read_text().strip()
+    store.keys.register("_judges", key, name="internal judge")
+    return key
+
+
+def _grader_check(grading: GradingService):  # noqa: ANN202 - (config, param) -> None
+    """Validate a grader at job creation (a python grader also needs a working sandbox),
+    so a bad grader is a 400, never a failed job. Runs in FastAPI's worker thread."""
 
     def check(config: dict, param: str) -> None:
-        parse_grader(config, param=param)
+        anyio.from_thread.run(functools.partial(grading.validate, config, param=param))
 
     return check

@@ -6,7 +6,15 @@ from openrft.store._ids import new_id, now
 from openrft.store._jobs import TERMINAL
 from openrft.store._pages import Page
 from openrft.store._store import Store
-from openrft.store._tables import ApiKeyRow, CheckpointRow, FileRow, JobEventRow, JobRow, ModelRow
+from openrft.store._tables import (
+    ApiKeyRow,
+    CheckpointRow,
+    FileRow,
+    JobEventRow,
+    JobRow,
+    ModelRow,
+    RolloutRow,
+)
 
 __all__ = [
     "TERMINAL",
@@ -20,6 +28,7 @@ __all__ = [
     "LocalBlobStore",
     "ModelRow",
     "Page",
+    "RolloutRow",
     "Store",
     "new_id",
     "now",

@@ -17,7 +17,7 @@ from openrft.errors import InvalidRequest, NotFound
 from openrft.store._db import Database
 from openrft.store._ids import new_id, now
 from openrft.store._pages import Page, paginate
-from openrft.store._tables import CheckpointRow, JobEventRow, JobRow, ModelRow
+from openrft.store._tables import CheckpointRow, JobEventRow, JobRow, ModelRow, RolloutRow
 
 __all__ = ["TERMINAL", "JobRepository"]
 
@@ -226,12 +226,53 @@ class JobRepository:
             )
 
     def drop_events_after(self, job_id: str, step: int) -> None:
-        """A resumed job redoes the steps past its checkpoint: their events go first."""
+        """A resumed job redoes the steps past its checkpoint: their events and rollouts go."""
         with self._db.session() as s:
-            for row in s.scalars(
-                select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.step > step)
-            ):
-                s.delete(row)
+            for table in (JobEventRow, RolloutRow):
+                for row in s.scalars(
+                    select(table).where(table.job_id == job_id, table.step > step)
+                ):
+                    s.delete(row)
+
+    # -- rollouts ---------------------------------------------------------------------
+    def add_rollouts(self, job_id: str, step: int, rollouts: list[dict[str, Any]]) -> None:
+        with self._db.session() as s:
+            for data in rollouts:
+                s.add(
+                    RolloutRow(
+                        id=new_id("rollout-"),
+                        job_id=job_id,
+                        step=step,
+                        created_at=now(),
+                        reward=float(data.get("reward", 0.0)),
+                        data=data,
+                    )
+                )
+
+    def rollouts(
+        self, job_id: str, *, limit: int, after: str | None, step: int | None
+    ) -> Page[RolloutRow]:
+        with self._db.session() as s:
+            after_seq = None
+            if after:
+                after_seq = s.scalar(
+                    select(RolloutRow.seq).where(
+                        RolloutRow.id == after, RolloutRow.job_id == job_id
+                    )
+                )
+                if after_seq is None:
+                    raise NotFound(f"No such rollout: {after}", param="after")
+            query = select(RolloutRow).where(RolloutRow.job_id == job_id)
+            if step is not None:
+                query = query.where(RolloutRow.step == step)
+            return paginate(
+                s,
+                query,
+                seq_column=RolloutRow.seq,
+                after_seq=after_seq,
+                limit=limit,
+                descending=True,
+            )
 
     # -- checkpoints ------------------------------------------------------------------
     def add_checkpoint(self, row: CheckpointRow, model: ModelRow) -> None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "CheckpointRow", "FileRow", "JobEventRow", "JobRow", "ModelRow"]
+__all__ = [
+    "ApiKeyRow",
+    "Base",
+    "CheckpointRow",
+    "FileRow",
+    "JobEventRow",
+    "JobRow",
+    "ModelRow",
+    "RolloutRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -136,3 +145,17 @@ class CheckpointRow(Base):
     blob_key: Mapped[str] = mapped_column(String(256))
     # Pruned checkpoints keep their row (the model id stays reserved) but lose their bytes.
     pruned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RolloutRow(Base):
+    """A sampled completion kept for people to read, with its reward and grader details."""
+
+    __tablename__ = "job_rollouts"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    reward: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict] = mapped_column(JSON)

@@ -105,6 +105,9 @@ def run_loop(runtime: JobRuntime, method: Method, hp: LoopSettings) -> str:
             metrics.update(method.evaluate(step))
         history.append({"step": step, **metrics})
         runtime.metrics(step, total, metrics, method.step_message(step, metrics))
+        rollouts = getattr(method, "rollouts", None)
+        if rollouts:
+            runtime.store.jobs.add_rollouts(runtime.job.id, step, rollouts)
         per_step = (time.monotonic() - started) / (step - start)
         runtime.update(
             estimated_finish=now() + int(per_step * (total - step)),

@@ -102,7 +102,7 @@ class JobRuntime:
         )
 
     # -- checkpoints and the final model -----------------------------------------------
-    def _register(self, *, key: str, step: int | None, weights_format: str) -> ModelRow:
+    def _register(self, *, source: str, step: int | None, weights_format: str) -> ModelRow:
         job = self.job
         return ModelRow(
             id=model_name(job, step),
@@ -110,7 +110,7 @@ class JobRuntime:
             kind="checkpoint" if step is not None else "fine-tuned",
             created_at=now(),
             owned_by=job.project,
-            source=f"{key}/model",
+            source=source,
             base_model=job.base_model,
             job_id=job.id,
             weights_format=weights_format,
@@ -133,7 +133,7 @@ class JobRuntime:
             blob_key=key,
         )
         self.store.jobs.add_checkpoint(
-            row, self._register(key=key, step=step, weights_format=weights_format)
+            row, self._register(source=f"{key}/model", step=step, weights_format=weights_format)
         )
         self.event(f"Checkpoint created at step {step}", key=f"checkpoint-{step}", step=step)
         return row
@@ -173,7 +173,7 @@ class JobRuntime:
         key = f"jobs/{self.job.id}/final"
         self.store.blobs.put_dir(key, folder)
         name = model_name(self.job)
-        model = self._register(key=key, step=None, weights_format=weights_format)
+        model = self._register(source=key, step=None, weights_format=weights_format)
         if self.store.models.get_any(name) is None:
             self.store.models.add(model)
         results = self._results_file(history)

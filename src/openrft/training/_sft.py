@@ -10,6 +10,7 @@ import torch
 from openrft.methods import SupervisedHyperparameters
 from openrft.training._chat_data import TokenizedExample
 from openrft.training._model import Policy, device
+from openrft.training._order import step_indices
 
 __all__ = ["SupervisedMethod"]
 
@@ -74,13 +75,10 @@ class SupervisedMethod:
         self.optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
 
     def _batch(self, step: int) -> list[TokenizedExample]:
-        """Step `step` (1-based) of epoch e takes a slice of the permutation seeded by (seed, e)."""
-        epoch, index = divmod(step - 1, self.steps_per_epoch)
-        order = torch.randperm(
-            len(self.train), generator=torch.Generator().manual_seed(self.seed + epoch)
+        picked = step_indices(
+            n=len(self.train), batch_size=self.batch_size, step=step, seed=self.seed
         )
-        picked = order[index * self.batch_size : (index + 1) * self.batch_size]
-        return [self.train[i] for i in picked.tolist()]
+        return [self.train[i] for i in picked]
 
     def _lr(self, step: int) -> float:
         return self.learning_rate * (1.0 - 0.9 * (step - 1) / max(1, self.total_steps - 1))

@@ -61,7 +61,7 @@ def _tokenized(
     return out
 
 
-def run_supervised(runtime: JobRuntime, store: Store) -> str:
+def run_supervised(runtime: JobRuntime, store: Store, settings: Settings) -> str:
     job = runtime.job
     raw = job.method["supervised"]["hyperparameters"]
     train_raw = _examples(store, job, job.training_file)
@@ -97,10 +97,11 @@ def run_supervised(runtime: JobRuntime, store: Store) -> str:
     return run_loop(runtime, method, hp)  # type: ignore[arg-type]
 
 
-def _run_reinforcement(runtime: JobRuntime, store: Store) -> str:
+def _run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> str:
+    # Imported here so a supervised job never loads the graders and the engine.
     from openrft.training._grpo_job import run_reinforcement
 
-    return run_reinforcement(runtime, store)
+    return run_reinforcement(runtime, store, settings)
 
 
 RUNNERS = {"supervised": run_supervised, "reinforcement": _run_reinforcement}
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     runtime.start()
     try:
-        outcome = RUNNERS[job.method["type"]](runtime, store)
+        outcome = RUNNERS[job.method["type"]](runtime, store, settings)
         log.info("job %s: %s", job.id, outcome)
     except Exception as exc:  # the job fails with a message; the worker exits cleanly
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())

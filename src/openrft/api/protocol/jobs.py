@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from openrft.store import CheckpointRow, JobEventRow, JobRow
+from openrft.store import CheckpointRow, JobEventRow, JobRow, RolloutRow
 
-__all__ = ["JobCreate", "checkpoint_object", "event_object", "job_object"]
+__all__ = ["JobCreate", "checkpoint_object", "event_object", "job_object", "rollout_object"]
 
 
 class JobCreate(BaseModel):
@@ -91,4 +91,16 @@ def checkpoint_object(row: CheckpointRow) -> dict[str, Any]:
         "fine_tuning_job_id": row.job_id,
         "metrics": row.metrics,
         "step_number": row.step_number,
+    }
+
+
+def rollout_object(row: RolloutRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "fine_tuning.job.rollout",
+        "created_at": row.created_at,
+        "fine_tuning_job_id": row.job_id,
+        **row.data,
+        "step": row.step,
+        "reward": row.reward,
     }

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from openrft.api.auth import current_project
 from openrft.api.protocol.common import cursor_page
-from openrft.api.protocol.jobs import JobCreate, checkpoint_object, event_object, job_object
+from openrft.api.protocol.jobs import (
+    JobCreate,
+    checkpoint_object,
+    event_object,
+    job_object,
+    rollout_object,
+)
 from openrft.api.services.jobs import create_job
 from openrft.store import Store
 
@@ -96,3 +102,19 @@ def checkpoints(
     store.jobs.get(project, job_id)
     page = store.jobs.checkpoints(job_id, limit=limit, after=after)
     return cursor_page([checkpoint_object(r) for r in page.rows], has_more=page.has_more)
+
+
+@router.get("/{job_id}/rollouts")
+def rollouts(
+    request: Request,
+    job_id: str,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=1000),
+    step: int | None = Query(None, ge=1),
+    project: str = Depends(current_project),
+) -> dict[str, Any]:
+    """An openrft extension: sample completions of a reinforcement job with their grades."""
+    store = _store(request)
+    store.jobs.get(project, job_id)
+    page = store.jobs.rollouts(job_id, limit=limit, after=after, step=step)
+    return cursor_page([rollout_object(r) for r in page.rows], has_more=page.has_more)
