@@ -1,15 +1,14 @@
-"""The `openrft` command: serve, keys, models."""
+"""`openrft serve`, `openrft keys ...`, `openrft models ...`: commands on the local data folder."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from openrft.config import Settings
 
-__all__ = ["main"]
+__all__ = ["add_admin_commands"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -78,9 +77,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openrft", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", default=os.environ.get("OPENRFT_DATA_DIR"))
 
@@ -111,13 +108,3 @@ def _parser() -> argparse.ArgumentParser:
     lst = models.add_parser("list", parents=[data_dir], help="list models")
     lst.add_argument("--project", default="default")
     lst.set_defaults(func=cmd_models_list)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from openrft.cli import main
+
+sys.exit(main())
