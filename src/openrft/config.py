@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     # Decision 8's outbound policy, overridden per host or CIDR.
     grader_url_allowlist: tuple[str, ...] = ()
     grader_url_denylist: tuple[str, ...] = ()
+    # Serving (Decision 3): engines (complete weights) and LoRA adapters per engine kept in
+    # memory, least recently used evicted; rows decoded together; requests allowed to wait
+    # for a row before 429.
+    max_loaded_models: int = 4
+    max_loaded_adapters: int = 8
+    max_batch_size: int = 64
+    max_queued_requests: int = 256
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from openrft.inference import Engine, build_tiny_model
-
-torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inference.engine_helpers import request, run
-from openrft.errors import RateLimited
+from openrft.errors import RateLimited, Unavailable
 from openrft.inference import ChoiceDelta, Engine, TokenStream
 
 
@@ -33,10 +33,14 @@ def test_sixteen_concurrent_streams_equal_their_lone_results(engine: Engine) -> 
     ]
     lone = [run(engine.generate(r)).choices[0] for r in reqs]
 
+    async def staggered(i: int, req: Any) -> Any:
+        # Later streams join a batch that is already decoding (continuous batching).
+        await asyncio.sleep(0.003 * i)
+        stream = engine.stream(req)
+        return await _collect(stream), stream.usage
+
     async def together() -> list[Any]:
-        streams = [engine.stream(r) for r in reqs]
-        collected = await asyncio.gather(*[_collect(s) for s in streams])
-        return [(c, s.usage) for c, s in zip(collected, streams, strict=True)]
+        return await asyncio.gather(*[staggered(i, r) for i, r in enumerate(reqs)])
 
     for ((texts, tokens, finals), usage), ref in zip(run(together()), lone, strict=True):
         assert tokens[0] == ref.token_ids and texts[0] == ref.text
@@ -46,9 +50,11 @@ def test_sixteen_concurrent_streams_equal_their_lone_results(engine: Engine) -> 
 
 def test_n_streams_interleave_and_each_finishes(engine: Engine) -> None:
     async def go() -> Any:
-        return await _collect(
-            engine.stream(request("n!", temperature=1.0, seed=2, n=3, max_tokens=7))
-        )
+        async with engine.stream(request("n!", temperature=1.0, seed=2, n=3, max_tokens=7)) as s:
+            collected = await _collect(s)
+        assert s.usage is not None
+        assert s.usage.completion_tokens == sum(map(len, collected[1].values()))
+        return collected
 
     texts, tokens, finals = run(go())
     assert sorted(texts) == [0, 1, 2] and sorted(f.index for f in finals) == [0, 1, 2]
@@ -105,3 +111,17 @@ def test_cancelling_the_awaiting_task_cancels_generate(tiny_path: Path) -> None:
         run(go())
     finally:
         engine.close()
+
+
+def test_close_fails_requests_in_flight(tiny_path: Path) -> None:
+    engine = Engine.from_pretrained(tiny_path, device="cpu")
+
+    async def go() -> None:
+        stream = engine.stream(request("long", temperature=0, max_tokens=2000))
+        await stream.__anext__()
+        await asyncio.get_running_loop().run_in_executor(None, engine.close)
+        with pytest.raises(Unavailable):
+            async for _ in stream:
+                pass
+
+    run(go())

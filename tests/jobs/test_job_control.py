@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import openai
 import torch
-from safetensors.torch import load_file
 
 from support import Server, run_cli
-from support.jobs import ALL_PAIRS, addition_lines, metrics_events, upload, wait_for, wait_for_step
+from support.jobs import (
+    ALL_PAIRS,
+    addition_lines,
+    final_weights,
+    metrics_events,
+    upload,
+    wait_for,
+    wait_for_step,
+    worker_pid,
+)
 
 STEPS = 20
 METHOD = {
@@ -27,19 +34,6 @@ def start_job(client: openai.OpenAI, seed: int = 11) -> str:
     return client.fine_tuning.jobs.create(
         model="tiny", training_file=train, seed=seed, method=METHOD
     ).id
-
-
-def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
-    return load_file(str(data_dir / "blobs" / "jobs" / job_id / "final" / "model.safetensors"))
-
-
-def worker_pid(job_id: str) -> int:
-    out = subprocess.run(
-        ["pgrep", "-f", f"openrft.training.worker --job-id {job_id}"],
-        capture_output=True,
-        text=True,
-    )
-    return int(out.stdout.split()[0])
 
 
 def assert_one_event_per_step(client: openai.OpenAI, job_id: str) -> None:

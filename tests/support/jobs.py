@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import openai
+import torch
+from safetensors.torch import load_file
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -57,3 +61,16 @@ def wait_for_step(client: openai.OpenAI, job_id: str, step: int, timeout: float 
             return
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} never reached step {step}")
+
+
+def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
+    return load_file(str(data_dir / "blobs" / "jobs" / job_id / "final" / "model.safetensors"))
+
+
+def worker_pid(job_id: str) -> int:
+    out = subprocess.run(
+        ["pgrep", "-f", f"openrft.training.worker --job-id {job_id}"],
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.split()[0])

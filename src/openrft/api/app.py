@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from openrft import __version__
 from openrft.api.errors import install_error_handlers
 from openrft.api.middleware import RequestIdMiddleware
-from openrft.api.routers import files, graders, health, jobs, models
+from openrft.api.routers import chat, completions, files, graders, health, jobs, models, responses
+from openrft.api.services.models import ModelServer
 from openrft.config import Settings
 from openrft.graders import GradingService, grader_settings
 from openrft.jobs import LocalExecutor, Scheduler
 from openrft.store import Store
+from openrft.ui import mount_ui
 
 __all__ = ["create_app"]
 
@@ -55,11 +57,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         interval=settings.scheduler_interval_s,
     )
 
+    model_server = ModelServer(
+        store=store,
+        max_loaded_models=settings.max_loaded_models,
+        max_loaded_adapters=settings.max_loaded_adapters,
+        engine_options={
+            "max_batch_size": settings.max_batch_size,
+            "max_queue": settings.max_queued_requests,
+            "num_threads": settings.torch_threads,
+        },
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         yield
         scheduler.stop()
+        model_server.close()
         await grading.aclose()
         store.close()
 
@@ -71,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.scheduler = scheduler
     app.state.wake_scheduler = scheduler.wake
     app.state.grading = grading
+    app.state.models = model_server
     app.state.check_grader = _grader_check(grading)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
@@ -79,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(graders.router)
+    app.include_router(chat.router)
+    app.include_router(responses.router)
+    app.include_router(completions.router)
+    mount_ui(app)  # last: the dashboard at `/` must not shadow an API route
     return app
 
 

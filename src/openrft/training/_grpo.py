@@ -105,6 +105,8 @@ class ReinforcementMethod:
             response_format=response_format,
         )
         self.stop_ids = sorted(engine._stop_ids)  # noqa: SLF001 - the engine's own stop tokens
+        # A LoRA policy samples through its trainable adapter; full fine-tuning has none.
+        self.adapter = None if policy.full else policy.model.active_adapter
         params = [p for p in policy.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
 
@@ -132,7 +134,9 @@ class ReinforcementMethod:
     def sample(self, prompts: list[Prompt], step: int, n: int) -> list[list[Completion]]:
         self.policy.model.eval()
         seeds = [_sample_seed(self.seed, step, i) for i in range(len(prompts))]
-        return self.engine.generate_groups([p.ids for p in prompts], n, self.sampling, seeds=seeds)
+        return self.engine.generate_groups(
+            [p.ids for p in prompts], n, self.sampling, seeds=seeds, adapter=self.adapter
+        )
 
     def score(self, prompts: list[Prompt], groups: list[list[Completion]]) -> list[GradeResult]:
         samples, items = [], []

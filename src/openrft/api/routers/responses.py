@@ -1,0 +1,25 @@
+"""`POST /v1/responses`: picks JSON or an event stream; the work is in `services.responses`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from openrft.api.auth import current_project
+from openrft.api.protocol.responses import ResponseRequest
+from openrft.api.services.responses import create_response
+from openrft.api.sse import EventStreamResponse
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["responses"])
+
+
+@router.post("/responses", response_model=None)
+async def create(
+    request: Request, body: ResponseRequest, project: str = Depends(current_project)
+) -> Response:
+    result = await create_response(request.app.state.models, project, body)
+    if isinstance(result, dict):
+        return JSONResponse(result)
+    return EventStreamResponse(result)

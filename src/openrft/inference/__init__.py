@@ -1,0 +1,41 @@
+"""Inference engine: a base model plus LoRA adapters, batched, streamed, constrained.
+
+The HTTP layer builds `GenerationRequest`s, calls `Engine.stream` or
+`Engine.generate`; the GRPO trainer calls `Engine.generate_groups`.
+"""
+
+from __future__ import annotations
+
+from ._engine import Engine
+from ._params import (
+    ChoiceDelta,
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
+from ._protocol import DeltaStream, InferenceEngine
+from ._stream import TokenStream
+from ._tiny_model import build_tiny_model, count_parameters
+from ._vllm_backend import VLLMEngine
+
+__all__ = [
+    "ChoiceDelta",
+    "Completion",
+    "DeltaStream",
+    "Engine",
+    "GenerationRequest",
+    "GenerationResult",
+    "InferenceEngine",
+    "SamplingParams",
+    "TokenLogprob",
+    "TokenStream",
+    "TopLogprob",
+    "Usage",
+    "VLLMEngine",
+    "build_tiny_model",
+    "count_parameters",
+]
