@@ -181,7 +181,7 @@ def plot_rewards(client: Any, job_id: str, path: Path) -> list[dict[str, Any]]:
     ax.set_ylabel("reward")
     ax.set_ylim(0, 1)
     ax.set_title("openrft demo: GRPO on single-digit addition")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -253,6 +253,7 @@ def run_demo(
                 "grader": {"type": "python", "name": "exact_sum", "source": GRADER_SOURCE},
                 "hyperparameters": {
                     "n_epochs": epochs,
+                    "max_steps": steps,
                     "batch_size": batch,
                     "group_size": 8,
                     "max_completion_tokens": 6,
@@ -332,9 +333,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_demo_command(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="the whole product on a tiny model, offline")
     demo.add_argument("--output-dir", default=".", help="where reward_curve.png goes")
-    demo.add_argument("--steps", type=int, default=120, help="reinforcement steps")
+    demo.add_argument("--steps", type=int, default=160, help="reinforcement steps")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--warmup-epochs", type=int, default=25, help="supervised warm-up epochs")
+    demo.add_argument("--warmup-epochs", type=int, default=50, help="supervised warm-up epochs")
     demo.add_argument("--keep", action="store_true", help="keep the server and data folder")
     demo.add_argument("--base-url", help="use a running server instead of an embedded one")
     demo.add_argument("--api-key", help="key for --base-url")

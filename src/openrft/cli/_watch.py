@@ -47,11 +47,11 @@ def _watch_plain(client: Any, job_id: str, interval: float) -> Any:
     status = None
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
+        for data in _new_metrics(client, job_id, seen):
+            print(f"step {data['step']}/{data['total_steps']} {metric_summary(data)}", flush=True)
         if job.status != status:
             print(f"{job_id}: {job.status}", flush=True)
             status = job.status
-        for data in _new_metrics(client, job_id, seen):
-            print(f"step {data['step']}/{data['total_steps']} {metric_summary(data)}", flush=True)
         if job.status in TERMINAL or job.status == "paused":
             _report_end(job)
             return job

@@ -89,6 +89,8 @@ class ReinforcementMethod:
         self.reference = reference
         self.group = hp.group_size
         self.total_steps = hp.n_epochs * -(-len(train) // hp.batch_size)
+        if hp.max_steps is not None:
+            self.total_steps = min(self.total_steps, hp.max_steps)
         self.trained_tokens = 0
         self.rollouts: list[dict[str, Any]] = []  # the step's kept samples, read by the runner
         self.loss_config = PolicyLossConfig(
