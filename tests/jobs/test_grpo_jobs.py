@@ -239,3 +239,21 @@ def test_grpo_pause_resume_equals_uninterrupted_and_survives_a_kill(job_server, 
     b = final_weights(job_server.data_dir, paused)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-5)
+
+
+def _greedy_accuracy(client: openai.OpenAI, model: str) -> float:
+    right = 0
+    for a, b in ALL_PAIRS:
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": f"{a}+{b}="}], temperature=0,
+            max_completion_tokens=3,
+        )  # fmt: skip
+        right += reply.choices[0].message.content.strip() == str(a + b)
+    return right / len(ALL_PAIRS)
+
+
+def test_supervised_warm_up_answers_better_than_the_base(job_server, warm_model) -> None:
+    client = job_server.client()
+    base, warm = _greedy_accuracy(client, "tiny"), _greedy_accuracy(client, warm_model)
+    print(f"greedy accuracy on the 100 training problems: base {base:.2f}, warmed up {warm:.2f}")
+    assert warm >= base + 0.2

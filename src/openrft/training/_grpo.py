@@ -9,6 +9,7 @@ or a frozen copy of the starting weights under full fine-tuning.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from openrft.graders import Grader, GradeResult, GradingService, Sample
 from openrft.inference import Completion, Engine, SamplingParams
 from openrft.methods import ReinforcementHyperparameters
-from openrft.training._advantages import group_advantages
+from openrft.training._advantages import group_advantages, zero_std_groups
 from openrft.training._logprobs import completion_logprobs
 from openrft.training._losses import PolicyLossConfig, grpo_loss, mask_truncated
 from openrft.training._model import Policy, device
@@ -122,6 +123,8 @@ class ReinforcementMethod:
         groups = self.sample(prompts, step, self.group)  # B lists of G completions
         sampled = time.perf_counter()
         grades = self.score(prompts, groups)  # B*G results, group-major
+        if self.hp.dynamic_sampling:
+            self._replace_flat_groups(step, prompts, groups, grades)
         scored = time.perf_counter()
         rewards = torch.tensor([g.score for g in grades], dtype=torch.float32)  # (B*G,)
         advantages, stats = group_advantages(rewards, self.group, scale=self.hp.scale_rewards)
@@ -133,9 +136,11 @@ class ReinforcementMethod:
             stats, flat, grades, loss_metrics, timing=(started, sampled, scored, done)
         )
 
-    def sample(self, prompts: list[Prompt], step: int, n: int) -> list[list[Completion]]:
+    def sample(
+        self, prompts: list[Prompt], step: int, n: int, *, first_index: int = 0
+    ) -> list[list[Completion]]:
         self.policy.model.eval()
-        seeds = [_sample_seed(self.seed, step, i) for i in range(len(prompts))]
+        seeds = [_sample_seed(self.seed, step, first_index + i) for i in range(len(prompts))]
         return self.engine.generate_groups(
             [p.ids for p in prompts], n, self.sampling, seeds=seeds, adapter=self.adapter
         )
@@ -163,6 +168,31 @@ class ReinforcementMethod:
                 f"{example.get('python_grader_runtime_error_details') or example.get('model_grader_server_error_details') or 'none'})."
             )
         return grades
+
+    def _replace_flat_groups(
+        self,
+        step: int,
+        prompts: list[Prompt],
+        groups: list[list[Completion]],
+        grades: list[GradeResult],
+    ) -> None:
+        """DAPO's dynamic sampling (arXiv:2503.14476 §3.2): a group whose rewards are all
+        equal carries no signal, so it is replaced, in place, by the group of another
+        prompt; at most two rounds, so a hard batch cannot stall the step."""
+        rng = random.Random(_sample_seed(self.seed, step, 7919))
+        g = self.group
+        for round_ in range(1, 3):
+            rewards = torch.tensor([x.score for x in grades])  # (B*G,)
+            flat = [i for i, z in enumerate(zero_std_groups(rewards, g).tolist()) if z]
+            if not flat:
+                return
+            extra = [self.train[rng.randrange(len(self.train))] for _ in flat]
+            first = round_ * len(self.train)  # seeds apart from the step's own prompts
+            new_groups = self.sample(extra, step, g, first_index=first)
+            new_grades = self.score(extra, new_groups)
+            for k, i in enumerate(flat):
+                prompts[i], groups[i] = extra[k], new_groups[k]
+                grades[i * g : (i + 1) * g] = new_grades[k * g : (k + 1) * g]
 
     def policy_update(
         self, prompts: list[Prompt], flat: list[Completion], advantages: torch.Tensor
