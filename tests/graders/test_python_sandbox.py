@@ -108,21 +108,24 @@ def listener() -> Iterator[int]:
     assert not accepted, "a sandboxed grader reached a loopback server"
 
 
-def _nobody_processes() -> int:
-    count = 0
+def _nobody_processes() -> set[int]:
+    """PIDs run by `nobody`; the test compares with a snapshot, since other servers of the
+    test session keep sandbox workers of their own."""
+    found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if os.stat(f"/proc/{pid}").st_uid == 65534:
-                count += 1
+                found.add(int(pid))
         except FileNotFoundError:
             pass
-    return count
+    return found
 
 
 @needs_sandbox
 def test_attacks_fail_and_the_pool_stays_healthy(
     data_dir: str, listener: int, monkeypatch: Any
 ) -> None:
+    before = _nobody_processes()
     monkeypatch.setenv("OPENRFT_TEST_TOKEN", "SECRET")  # the server's environment
     settings = GraderSettings(python_workers=2, python_timeout_s=2.0, python_memory_mb=512,
                               python_max_processes=32, hidden_paths=(data_dir,))  # fmt: skip
@@ -167,9 +170,9 @@ def test_attacks_fail_and_the_pool_stays_healthy(
     # The fork bomb's children died with their namespace, and closing the
     # service ended its workers (PR_SET_PDEATHSIG acts within moments).
     deadline = time.monotonic() + 5
-    while _nobody_processes() and time.monotonic() < deadline:
+    while _nobody_processes() - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _nobody_processes() == 0
+    assert _nobody_processes() - before == set()
 
 
 @needs_sandbox

@@ -127,18 +127,24 @@ class GradingService:
         return await _RUNNERS[type(grader)](grader, samples, items, self._context())
 
     async def grade_batch(
-        self, grader: Grader, samples: Sequence[Sample], items: Sequence[dict[str, Any]]
+        self,
+        grader: Grader,
+        samples: Sequence[Sample],
+        items: Sequence[dict[str, Any]],
+        *,
+        grade_truncated: bool = False,
     ) -> list[GradeResult]:
         """One result per sample, in order; failures score 0 with flags set.
 
-        A truncated sample (finish_reason "length") is not graded: it scores 0
-        with `truncated_observation_error`. `execution_time` is the wall time
-        of this call.
+        A truncated sample (finish_reason "length") is not graded unless
+        `grade_truncated`: it scores 0 with `truncated_observation_error`. A trainer
+        grades it (on what it wrote, as TRL and Bedrock do) and masks it itself if
+        asked. `execution_time` is the wall time of this call.
         """
         if len(samples) != len(items):
             raise ValueError("grade_batch needs one item per sample")
         started = time.perf_counter()
-        kept = [i for i, sample in enumerate(samples) if not sample.truncated]
+        kept = [i for i, s in enumerate(samples) if grade_truncated or not s.truncated]
         graded = await self._grade(
             grader, [samples[i] for i in kept], [dict(items[i]) for i in kept]
         )

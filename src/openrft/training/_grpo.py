@@ -157,7 +157,9 @@ class ReinforcementMethod:
                     )
                 )
                 items.append(prompt.item)
-        grades = asyncio.run(self.grading.grade_batch(self.grader, samples, items))
+        grades = asyncio.run(
+            self.grading.grade_batch(self.grader, samples, items, grade_truncated=True)
+        )
         failed = [g for g in grades if g.errors.any and not g.errors.truncated_observation_error]
         if len(failed) > self.hp.grader_error_threshold * len(grades):
             example = failed[0].errors.as_dict()
