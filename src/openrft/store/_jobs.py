@@ -204,26 +204,25 @@ class JobRepository:
             return False
         return True
 
-    def events(self, job_id: str, *, limit: int, after: str | None) -> Page[JobEventRow]:
+    def _child_page(
+        self, table: Any, job_id: str, *, limit: int, after: str | None, where: tuple = ()
+    ) -> Page[Any]:
+        """A job's events, checkpoints or rollouts, newest first, after the cursor `after`."""
         with self._db.session() as s:
             after_seq = None
             if after:
                 after_seq = s.scalar(
-                    select(JobEventRow.seq).where(
-                        JobEventRow.id == after, JobEventRow.job_id == job_id
-                    )
+                    select(table.seq).where(table.id == after, table.job_id == job_id)
                 )
                 if after_seq is None:
-                    raise NotFound(f"No such event: {after}", param="after")
-            query = select(JobEventRow).where(JobEventRow.job_id == job_id)
+                    raise NotFound(f"No such object: {after}", param="after")
+            query = select(table).where(table.job_id == job_id, *where)
             return paginate(
-                s,
-                query,
-                seq_column=JobEventRow.seq,
-                after_seq=after_seq,
-                limit=limit,
-                descending=True,
+                s, query, seq_column=table.seq, after_seq=after_seq, limit=limit, descending=True
             )
+
+    def events(self, job_id: str, *, limit: int, after: str | None) -> Page[JobEventRow]:
+        return self._child_page(JobEventRow, job_id, limit=limit, after=after)
 
     def drop_events_after(self, job_id: str, step: int) -> None:
         """A resumed job redoes the steps past its checkpoint: their events and rollouts go."""
@@ -252,27 +251,8 @@ class JobRepository:
     def rollouts(
         self, job_id: str, *, limit: int, after: str | None, step: int | None
     ) -> Page[RolloutRow]:
-        with self._db.session() as s:
-            after_seq = None
-            if after:
-                after_seq = s.scalar(
-                    select(RolloutRow.seq).where(
-                        RolloutRow.id == after, RolloutRow.job_id == job_id
-                    )
-                )
-                if after_seq is None:
-                    raise NotFound(f"No such rollout: {after}", param="after")
-            query = select(RolloutRow).where(RolloutRow.job_id == job_id)
-            if step is not None:
-                query = query.where(RolloutRow.step == step)
-            return paginate(
-                s,
-                query,
-                seq_column=RolloutRow.seq,
-                after_seq=after_seq,
-                limit=limit,
-                descending=True,
-            )
+        where = (RolloutRow.step == step,) if step is not None else ()
+        return self._child_page(RolloutRow, job_id, limit=limit, after=after, where=where)
 
     # -- checkpoints ------------------------------------------------------------------
     def add_checkpoint(self, row: CheckpointRow, model: ModelRow) -> None:
@@ -292,27 +272,8 @@ class JobRepository:
     def checkpoints(
         self, job_id: str, *, limit: int, after: str | None, include_pruned: bool = False
     ) -> Page[CheckpointRow]:
-        with self._db.session() as s:
-            after_seq = None
-            if after:
-                after_seq = s.scalar(
-                    select(CheckpointRow.seq).where(
-                        CheckpointRow.id == after, CheckpointRow.job_id == job_id
-                    )
-                )
-                if after_seq is None:
-                    raise NotFound(f"No such checkpoint: {after}", param="after")
-            query = select(CheckpointRow).where(CheckpointRow.job_id == job_id)
-            if not include_pruned:
-                query = query.where(CheckpointRow.pruned.is_(False))
-            return paginate(
-                s,
-                query,
-                seq_column=CheckpointRow.seq,
-                after_seq=after_seq,
-                limit=limit,
-                descending=True,
-            )
+        where = () if include_pruned else (CheckpointRow.pruned.is_(False),)
+        return self._child_page(CheckpointRow, job_id, limit=limit, after=after, where=where)
 
     def latest_checkpoint(self, job_id: str) -> CheckpointRow | None:
         with self._db.session() as s:

@@ -34,29 +34,15 @@ def _prompts(
 ) -> list[Prompt]:
     if not file_id:
         return []
-    rows = iter_examples(store.files.path(store.files.get(job.project, file_id)))
-    out, dropped = [], 0
-    for row in rows:
-        messages = row["messages"]
-        ids = prompt_ids(tokenizer, messages)
-        if len(ids) > limit:
-            dropped += 1
-            continue
-        out.append(
-            Prompt(
-                messages=messages, item={k: v for k, v in row.items() if k != "messages"}, ids=ids
-            )
+    prompts = [
+        Prompt(
+            messages=row["messages"],
+            item={k: v for k, v in row.items() if k != "messages"},
+            ids=prompt_ids(tokenizer, row["messages"]),
         )
-    if dropped:
-        # Decision 6: prompts past max_prompt_length are dropped, counted in a warning.
-        runtime.event(
-            f"Dropped {dropped} {what} prompts longer than {limit} tokens",
-            level="warn",
-            key=f"dropped-{what}",
-        )
-    if not out and what == "training":
-        raise ValueError(f"every training prompt is longer than {limit} tokens")
-    return out
+        for row in iter_examples(store.files.path(store.files.get(job.project, file_id)))
+    ]
+    return runtime.drop_too_long(prompts, length=lambda p: len(p.ids), limit=limit, what=what)
 
 
 def _grading(settings: Settings) -> GradingService:

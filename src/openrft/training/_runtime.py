@@ -12,14 +12,17 @@ import io
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from openrft.store import CheckpointRow, JobRow, ModelRow, Store, new_id, now
 
 __all__ = ["JobRuntime", "model_name"]
 
 log = logging.getLogger("openrft.training")
+
+T = TypeVar("T")
 
 
 def model_name(job: JobRow, step: int | None = None) -> str:
@@ -88,6 +91,23 @@ class JobRuntime:
         self, message: str, *, level: str = "info", key: str | None = None, step: int | None = None
     ) -> None:
         self.store.jobs.add_event(self.job.id, message, level=level, dedupe_key=key, step=step)
+
+    def drop_too_long(
+        self, items: list[T], *, length: Callable[[T], int], limit: int, what: str
+    ) -> list[T]:
+        """Decision 6: examples longer than `limit` tokens are dropped with a warning that
+        counts them; a training file whose every example is too long fails the job."""
+        kept = [item for item in items if length(item) <= limit]
+        dropped = len(items) - len(kept)
+        if dropped:
+            self.event(
+                f"Dropped {dropped} {what} examples longer than {limit} tokens",
+                level="warn",
+                key=f"dropped-{what}",
+            )
+        if items and not kept and what == "training":
+            raise ValueError(f"every training example is longer than {limit} tokens")
+        return kept
 
     def metrics(self, step: int, total: int, data: dict[str, Any], message: str) -> None:
         """One metrics event per step: a redone step (after a crash) replaces nothing twice."""

@@ -42,23 +42,8 @@ def _examples(store: Store, job: JobRow, file_id: str | None) -> list[dict]:
 def _tokenized(
     runtime: JobRuntime, tokenizer, examples: list[dict], limit: int, what: str
 ) -> list[TokenizedExample]:
-    out, dropped = [], 0
-    for example in examples:
-        tokens = tokenize_conversation(tokenizer, example["messages"])
-        if len(tokens.input_ids) > limit:
-            dropped += 1
-            continue
-        out.append(tokens)
-    if dropped:
-        # Decision 6: over-long examples are dropped with a warning that counts them.
-        runtime.event(
-            f"Dropped {dropped} {what} examples longer than {limit} tokens",
-            level="warn",
-            key=f"dropped-{what}",
-        )
-    if not out and what == "training":
-        raise ValueError(f"every training example is longer than {limit} tokens")
-    return out
+    tokens = [tokenize_conversation(tokenizer, e["messages"]) for e in examples]
+    return runtime.drop_too_long(tokens, length=lambda t: len(t.input_ids), limit=limit, what=what)
 
 
 def run_supervised(runtime: JobRuntime, store: Store, settings: Settings) -> str:
