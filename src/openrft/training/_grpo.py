@@ -22,7 +22,7 @@ from openrft.methods import ReinforcementHyperparameters
 from openrft.training._advantages import group_advantages, zero_std_groups
 from openrft.training._logprobs import completion_logprobs
 from openrft.training._losses import PolicyLossConfig, grpo_loss, mask_truncated
-from openrft.training._model import Policy, device
+from openrft.training._model import Policy, device, make_optimizer
 from openrft.training._order import step_indices
 
 __all__ = ["GraderFailure", "Prompt", "ReinforcementMethod"]
@@ -111,7 +111,10 @@ class ReinforcementMethod:
         # A LoRA policy samples through its trainable adapter; full fine-tuning has none.
         self.adapter = None if policy.full else policy.model.active_adapter
         params = [p for p in policy.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+        self.optimizer = make_optimizer(params, learning_rate)
+        # One event loop for the job: the grading service keeps its HTTP client and
+        # limits per loop, so a fresh loop per step would rebuild them every step.
+        self._loop = asyncio.new_event_loop()
 
     # -- the step -----------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, Any]:
@@ -157,7 +160,7 @@ class ReinforcementMethod:
                     )
                 )
                 items.append(prompt.item)
-        grades = asyncio.run(
+        grades = self._loop.run_until_complete(
             self.grading.grade_batch(self.grader, samples, items, grade_truncated=True)
         )
         failed = [g for g in grades if g.errors.any and not g.errors.truncated_observation_error]
@@ -364,3 +367,8 @@ class ReinforcementMethod:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+    def close(self) -> None:
+        """Close the grading service's clients and sandboxes, then the event loop."""
+        self._loop.run_until_complete(self.grading.aclose())
+        self._loop.close()

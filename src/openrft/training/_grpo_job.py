@@ -88,12 +88,11 @@ def run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> 
     )
     grading = _grading(settings)
     try:
-        grader = grading.parse(body["grader"], param="method.reinforcement.grader")
         method = ReinforcementMethod(
             policy=policy,
             engine=engine,
             grading=grading,
-            grader=grader,
+            grader=grading.parse(body["grader"], param="method.reinforcement.grader"),
             train=train,
             valid=valid,
             hp=hp,
@@ -102,12 +101,16 @@ def run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> 
             reference=reference,
             response_format=body.get("response_format"),
         )
-        try:
-            return run_loop(runtime, method, hp)  # type: ignore[arg-type]
-        except GraderFailure as exc:
-            runtime.fail("grader_error", str(exc))
-            runtime.release()
-            return "failed"
-    finally:
+    except BaseException:
         engine.close()
         asyncio.run(grading.aclose())
+        raise
+    try:
+        return run_loop(runtime, method, hp)  # type: ignore[arg-type]
+    except GraderFailure as exc:
+        runtime.fail("grader_error", str(exc))
+        runtime.release()
+        return "failed"
+    finally:
+        engine.close()
+        method.close()

@@ -9,7 +9,7 @@ import torch
 
 from openrft.methods import SupervisedHyperparameters
 from openrft.training._chat_data import TokenizedExample
-from openrft.training._model import Policy, device
+from openrft.training._model import Policy, device, make_optimizer
 from openrft.training._order import step_indices
 
 __all__ = ["SupervisedMethod"]
@@ -72,7 +72,7 @@ class SupervisedMethod:
         self.trained_tokens = 0
         self.pad_id = policy.tokenizer.pad_token_id
         params = [p for p in policy.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+        self.optimizer = make_optimizer(params, learning_rate)
 
     def _batch(self, step: int) -> list[TokenizedExample]:
         picked = step_indices(
