@@ -257,3 +257,37 @@ def test_supervised_warm_up_answers_better_than_the_base(job_server, warm_model)
     base, warm = _greedy_accuracy(client, "tiny"), _greedy_accuracy(client, warm_model)
     print(f"greedy accuracy on the 100 training problems: base {base:.2f}, warmed up {warm:.2f}")
     assert warm >= base + 0.2
+
+
+def test_response_format_reaches_rollouts_and_graders(job_server, warm_model) -> None:
+    """OpenAI's RFT accepts `response_format`: rollouts are constrained to the schema and
+    graders read `sample.output_json`."""
+    client = job_server.client()
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 2}},
+              "required": ["answer"], "additionalProperties": False}  # fmt: skip
+    grader = {"type": "string_check", "name": "json_answer", "operation": "eq",
+              "input": "{{sample.output_json.answer}}", "reference": "{{item.reference_answer}}"}  # fmt: skip
+    method = rl_method(grader, n_epochs=1, max_steps=2, batch_size=8, group_size=4,
+                       max_completion_tokens=24)  # fmt: skip
+    method["reinforcement"]["response_format"] = {
+        "type": "json_schema", "json_schema": {"name": "sum", "schema": schema, "strict": True}}  # fmt: skip
+    job = client.fine_tuning.jobs.create(model=warm_model, training_file=rl_file(client),
+                                         method=method)  # fmt: skip
+    done = wait_for(client, job.id, timeout=200)
+    assert done.status == "succeeded", done.error
+    rollouts = client.get(f"/fine_tuning/jobs/{job.id}/rollouts", cast_to=object,
+                          options={"params": {"limit": 100}})["data"]  # fmt: skip
+    assert rollouts
+    for r in rollouts:
+        if r["finish_reason"] == "stop":
+            assert set(json.loads(r["completion"])) == {"answer"}
+        assert not r["grader"]["errors"].get("invalid_variable_error")
+
+    # A fine-tuned model can be deleted; it is gone for chat and retrieval at once.
+    deleted = client.models.delete(done.fine_tuned_model)
+    assert deleted.deleted and deleted.id == done.fine_tuned_model
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(done.fine_tuned_model)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=done.fine_tuned_model,
+                                       messages=[{"role": "user", "content": "1+1="}])  # fmt: skip
