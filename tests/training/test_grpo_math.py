@@ -207,3 +207,16 @@ def test_config_is_validated_once() -> None:
         PolicyLossConfig(delta=0.9)
     with pytest.raises(ValueError, match="ref_logps"):
         grpo_loss(torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1), PolicyLossConfig(beta=0.1))
+
+
+@pytest.mark.parametrize("block_elements", [1 << 24, 3 * 50, 50])
+def test_blocked_logprobs_and_entropy_match_direct(monkeypatch, block_elements: int) -> None:
+    """Whole-sequence blocks, pieces of sequences, and single rows all give the same values."""
+    monkeypatch.setattr(_logprobs, "_BLOCK_ELEMENTS", block_elements)
+    logits = torch.randn(3, 6, 50)[:, :-1]  # (3, 5, 50), a non-contiguous slice
+    tokens = torch.randint(0, 50, (3, 5))
+    direct = torch.log_softmax(logits / 0.7, -1)
+    expected = direct.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(_logprobs.token_logprobs(logits, tokens, 0.7), expected)
+    entropy = -(direct.exp() * direct).sum(-1)
+    torch.testing.assert_close(_logprobs.token_entropy(logits, 0.7), entropy)

@@ -27,15 +27,24 @@ def _block_rows(logits: Tensor, temperature: float) -> int:
     return max(1, _BLOCK_ELEMENTS // logits.shape[-1])
 
 
-def _row_blocks(logits: Tensor, temperature: float, rows: int) -> Iterator[Tensor]:
-    """fp32 blocks of at most `rows` rows, each divided by the temperature, one at a time.
+def _split(x: Tensor, rows: int) -> Iterator[Tensor]:
+    """Views of `x` (B, T, ...) of about `rows` positions each, in row-major order: whole
+    sequences together when a sequence fits a block (one op for a GRPO batch of short
+    completions), else pieces of one sequence. Views only: a sliced `logits[:, :-1]` is
+    never copied."""
+    t = x.shape[1]
+    if t <= rows:
+        yield from x.split(max(1, rows // max(1, t)))  # (b, T, ...) views
+        return
+    for sequence in x:  # (T, ...) views
+        yield from sequence.split(rows)  # (R, ...) views
 
-    Blocks never span two sequences, so a sliced `logits[:, :-1]` is read without a copy.
-    """
-    for sequence in logits:  # (T, V) views
-        for block in sequence.split(rows):  # (R, V) views
-            block = block.float()  # (R, V), a copy only for bf16/fp16 logits
-            yield block / temperature if temperature != 1.0 else block  # (R, V)
+
+def _row_blocks(logits: Tensor, temperature: float, rows: int) -> Iterator[Tensor]:
+    """fp32 blocks of logits, each divided by the temperature, one at a time."""
+    for block in _split(logits, rows):  # (b, T, V) or (R, V)
+        block = block.float()  # a copy only for bf16/fp16 logits
+        yield block / temperature if temperature != 1.0 else block
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
@@ -47,10 +56,11 @@ def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> 
         f"tokens {tuple(tokens.shape)}, logits {tuple(logits.shape)}"
     )
     rows = _block_rows(logits, temperature)
-    ids = [block for sequence in tokens for block in sequence.unsqueeze(-1).split(rows)]  # [(R, 1)]
     out = [
-        block.gather(-1, idx).squeeze(-1) - block.logsumexp(-1)  # (R,)
-        for block, idx in zip(_row_blocks(logits, temperature, rows), ids, strict=True)
+        (block.gather(-1, idx.unsqueeze(-1)).squeeze(-1) - block.logsumexp(-1)).reshape(-1)
+        for block, idx in zip(
+            _row_blocks(logits, temperature, rows), _split(tokens, rows), strict=True
+        )
     ]
     return torch.cat(out).view(tokens.shape)  # (B, T)
 
@@ -64,8 +74,8 @@ def token_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     out = []
     rows = _block_rows(logits, temperature)
     for block in _row_blocks(logits, temperature, rows):
-        logp = block.log_softmax(-1)  # (R, V)
-        out.append(-(logp.exp() * logp).sum(-1))  # (R,)
+        logp = block.log_softmax(-1)  # (b, T, V) or (R, V)
+        out.append(-(logp.exp() * logp).sum(-1).reshape(-1))  # (b*T,) or (R,)
     return torch.cat(out).view(logits.shape[:-1])  # (B, T)
 
 
