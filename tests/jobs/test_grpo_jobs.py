@@ -68,7 +68,10 @@ def rl_file(client: openai.OpenAI) -> str:
 def test_reinforcement_raises_the_reward(job_server, warm_model) -> None:
     client = job_server.client()
     job = client.fine_tuning.jobs.create(
-        model=warm_model, training_file=rl_file(client), seed=5, method=rl_method(n_epochs=9)
+        model=warm_model,
+        training_file=rl_file(client),
+        seed=5,
+        method=rl_method(n_epochs=13, learning_rate_multiplier=2.0),
     )
     done = wait_for(client, job.id, timeout=400)
     assert done.status == "succeeded", done.error
@@ -76,21 +79,21 @@ def test_reinforcement_raises_the_reward(job_server, warm_model) -> None:
     # The job's model keeps the original base's name (Decision 4).
     assert done.fine_tuned_model.startswith("ft:tiny:default::")
     hp = done.method.reinforcement.hyperparameters
-    assert hp.batch_size == 16 and hp.n_epochs == 9  # "auto" values resolved once it ran
+    assert hp.batch_size == 16 and hp.n_epochs == 13  # "auto" values resolved once it ran
     events = sorted(metrics_events(client, job.id), key=lambda e: e.data["step"])
-    assert [e.data["step"] for e in events] == list(range(1, 64))
-    assert events[0].message == "Step 1/63: training metrics"
+    assert [e.data["step"] for e in events] == list(range(1, 92))
+    assert events[0].message == "Step 1/91: training metrics"
     assert set(events[-1].data) >= BEDROCK_METRICS | OUR_METRICS
     rewards = [e.data["critic_rewards_mean"] for e in events]
-    start, end = sum(rewards[:10]) / 10, sum(rewards[-15:]) / 15
-    print(f"mean reward: first 10 steps {start:.3f}, last 15 steps {end:.3f}")
+    start, end = sum(rewards[:15]) / 15, sum(rewards[-15:]) / 15
+    print(f"mean reward: first 15 steps {start:.3f}, last 15 steps {end:.3f}")
     assert end > start + 0.05, (start, end)
 
     rollouts = client.get(f"/fine_tuning/jobs/{job.id}/rollouts", cast_to=object,
-                          options={"params": {"limit": 8, "step": 63}})  # fmt: skip
+                          options={"params": {"limit": 8, "step": 91}})  # fmt: skip
     assert rollouts["object"] == "list" and len(rollouts["data"]) == 8
     first = rollouts["data"][0]
-    assert first["step"] == 63 and first["messages"][0]["content"].endswith("=")
+    assert first["step"] == 91 and first["messages"][0]["content"].endswith("=")
     assert first["reward"] in (0.0, 1.0) and first["grader"]["name"] == "exact_sum"
 
 
