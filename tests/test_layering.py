@@ -68,12 +68,19 @@ def test_imports_follow_the_layers(path: Path) -> None:
         assert top[0] not in HEAVY_FORBIDDEN.get(part, set()), f"{part} must not import {top[0]}"
 
 
-@pytest.mark.parametrize("package", ["store", "datasets", "api"])
+@pytest.mark.parametrize(
+    "package", ["store", "datasets", "methods", "api", "jobs", "graders", "inference"]
+)
 def test_exported_members(package: str) -> None:
     module = importlib.import_module(f"openrft.{package}")
-    public = {n for n in vars(module) if not n.startswith("_")}
+    # `annotations` is the `from __future__` feature flag, not an export.
+    public = {n for n in vars(module) if not n.startswith("_")} - {"annotations"}
     exported = set(module.__all__)
-    submodules = {n for n in public if hasattr(getattr(module, n), "__path__") or
-                  getattr(getattr(module, n), "__name__", "").startswith(f"openrft.{package}.")}
+    submodules = {
+        n
+        for n in public
+        if hasattr(getattr(module, n), "__path__")
+        or getattr(getattr(module, n), "__name__", "").startswith(f"openrft.{package}.")
+    }
     assert exported <= public
     assert public - exported - submodules == set(), "names leaked without __all__"

@@ -9,8 +9,11 @@ import pytest
 from openrft.datasets import DatasetKind, JsonlChecker
 from openrft.errors import InvalidRequest
 
-RL = {"messages": [{"role": "system", "content": "tutor"}, {"role": "user", "content": "2+2="}],
-      "reference_answer": {"final_answer": "4"}, "task_id": 7}
+RL = {
+    "messages": [{"role": "system", "content": "tutor"}, {"role": "user", "content": "2+2="}],
+    "reference_answer": {"final_answer": "4"},
+    "task_id": 7,
+}
 
 
 def check(data: bytes, chunk: int):

@@ -8,7 +8,7 @@ trainer calls `GradingService.grade_batch`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as _Path
 
 from ._config import GraderSettings
 from ._from_config import grader_settings
@@ -23,7 +23,7 @@ from ._similarity import Embedder
 from ._spec import Grader
 
 # The math grader's own file is valid python-grader source (stdlib only).
-GSM8K_GRADER_SOURCE = (Path(__file__).parent / "_math_answer.py").read_text()
+GSM8K_GRADER_SOURCE = (_Path(__file__).parent / "_math_answer.py").read_text()
 
 __all__ = [
     "ERROR_FLAGS",
