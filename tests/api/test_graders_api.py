@@ -57,3 +57,18 @@ def test_validate_and_errors(server, client: openai.OpenAI) -> None:
     assert err.value.param == "grader.calculate_output"
     with pytest.raises(openai.AuthenticationError):
         server.client("sk-nope-0000000000").fine_tuning.alpha.graders.validate(grader=CHECK)
+
+
+def test_cosine_uses_the_local_sentence_encoder(client: openai.OpenAI) -> None:
+    """Decision 9: cosine through the locally installed all-MiniLM-L6-v2, nothing downloaded."""
+    grader = {"type": "text_similarity", "name": "cos", "input": "{{sample.output_text}}",
+              "reference": "{{item.answer}}", "evaluation_metric": "cosine"}  # fmt: skip
+    item = {"answer": "A cat was sitting on the mat."}
+    close = client.fine_tuning.alpha.graders.run(
+        grader=grader, model_sample="The cat sat on the mat.", item=item
+    )
+    far = client.fine_tuning.alpha.graders.run(
+        grader=grader, model_sample="Quarterly revenue rose by four percent.", item=item
+    )
+    assert not close.metadata.errors.other_error, close.metadata.errors
+    assert close.reward > 0.6 > 0.3 > far.reward, (close.reward, far.reward)

@@ -15,6 +15,7 @@ from openrft import __version__
 from openrft.api.errors import install_error_handlers
 from openrft.api.middleware import RequestIdMiddleware
 from openrft.api.routers import chat, completions, files, graders, health, jobs, models, responses
+from openrft.api.services.embeddings import LazyEmbedder
 from openrft.api.services.models import ModelServer
 from openrft.config import Settings
 from openrft.graders import GradingService, grader_settings
@@ -37,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_key:
         store.keys.register("default", settings.api_key, name="OPENRFT_API_KEY")
     judge_key = settings.judge_api_key or _internal_judge_key(settings, store)
-    grading = GradingService(settings=grader_settings(settings, judge_api_key=judge_key))
+    embedding_model = settings.resolved_embedding_model
+    grading = GradingService(
+        settings=grader_settings(settings, judge_api_key=judge_key),
+        embedder=LazyEmbedder(embedding_model) if embedding_model else None,
+    )
 
     executor = LocalExecutor(
         data_dir=settings.data_dir,

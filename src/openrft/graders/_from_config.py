@@ -18,4 +18,5 @@ def grader_settings(settings: Settings, *, judge_api_key: str | None = None) -> 
         allow_unsandboxed_python=settings.allow_unsandboxed_python,
         # The sandbox masks the data folder: graders never see keys, files or weights.
         hidden_paths=(str(settings.data_dir),),
+        embedding_model=settings.resolved_embedding_model,
     )

@@ -22,7 +22,7 @@ from ._remote import grade_remote
 from ._result import GradeResult
 from ._runners import grade_judge, grade_local, grade_multi, grade_python
 from ._sample import Sample
-from ._similarity import Embedder, load_embedder
+from ._similarity import Embedder
 from ._spec import (
     Grader,
     LabelModelGrader,
@@ -60,8 +60,8 @@ class GradingService:
         http_client: client for lambda/endpoint/judge calls (tests pass one with a
             transport of their own); by default one per event loop is made.
         python_pool: a shared sandbox pool; by default the service owns one.
-        embedder: the local embedding model for `cosine`; by default it is loaded
-            from `settings.embedding_model` when first needed.
+        embedder: the local embedding model for `cosine` (graders accept `cosine` only
+            when `settings.embedding_model` names one).
         lambda_client: a boto3 Lambda client for ARNs (tests pass a stubbed one).
     """
 
@@ -90,8 +90,6 @@ class GradingService:
     def _context(self) -> GradingContext:
         loop = asyncio.get_running_loop()
         if loop not in self._contexts:
-            if self._embedder is None and self.settings.embedding_model is not None:
-                self._embedder = load_embedder(self.settings.embedding_model)
             self._contexts[loop] = GradingContext(
                 settings=self.settings,
                 client=self._http_client or httpx.AsyncClient(follow_redirects=False),

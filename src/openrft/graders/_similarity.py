@@ -7,8 +7,8 @@
   WordNet synonyms, since these machines cannot download WordNet (Decision 9).
   Scores can be lower than OpenAI's where a synonym would have matched.
 - rouge_1..rouge_5, rouge_l: rouge-score F-measure.
-- cosine: cosine of embeddings from a local model (an injected `Embedder`, or
-  sentence-transformers loading `GraderSettings.embedding_model`).
+- cosine: cosine of embeddings from a local model, an `Embedder` the service is given
+  (the server passes `openrft.inference.TextEmbedder` on `embedding_model`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ._sample import Sample
 from ._spec import TextSimilarityGrader
 from ._templates import render
 
-__all__ = ["Embedder", "load_embedder", "similarity"]
+__all__ = ["Embedder", "similarity"]
 
 
 class Embedder(Protocol):
@@ -81,21 +81,6 @@ _METRICS = {
     **{f"rouge_{n}": _rouge(f"rouge{n}") for n in range(1, 6)},
     "rouge_l": _rouge("rougeL"),
 }
-
-
-class _SentenceTransformer:
-    def __init__(self, path: str) -> None:
-        from sentence_transformers import SentenceTransformer  # optional, never downloads
-
-        self._model = SentenceTransformer(path, local_files_only=True)
-
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        return [list(map(float, row)) for row in self._model.encode(texts)]
-
-
-def load_embedder(path: str) -> Embedder:
-    """The local embedding model at `path`; raises ImportError/OSError if unusable."""
-    return _SentenceTransformer(path)
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

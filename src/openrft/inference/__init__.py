@@ -6,6 +6,7 @@ The HTTP layer builds `GenerationRequest`s, calls `Engine.stream` or
 
 from __future__ import annotations
 
+from ._embedder import TextEmbedder
 from ._engine import Engine
 from ._params import (
     ChoiceDelta,
@@ -31,6 +32,7 @@ __all__ = [
     "GenerationResult",
     "InferenceEngine",
     "SamplingParams",
+    "TextEmbedder",
     "TokenLogprob",
     "TokenStream",
     "TopLogprob",

@@ -11,7 +11,7 @@ import torch
 from openrft.config import Settings
 from openrft.datasets import iter_examples
 from openrft.graders import GradingService, grader_settings
-from openrft.inference import Engine
+from openrft.inference import Engine, TextEmbedder
 from openrft.methods import ReinforcementHyperparameters, base_learning_rate, resolve_reinforcement
 from openrft.store import JobRow, Store
 from openrft.training._chat_data import prompt_ids
@@ -46,7 +46,10 @@ def _prompts(
 
 
 def _grading(settings: Settings) -> GradingService:
-    return GradingService(settings=grader_settings(settings))
+    path = settings.resolved_embedding_model
+    return GradingService(
+        settings=grader_settings(settings), embedder=TextEmbedder(path) if path else None
+    )
 
 
 def run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> str:
