@@ -49,7 +49,6 @@ class ReinforcementHyperparameters(Strict):
     lora_rank: Annotated[int, Field(ge=1, le=512)] = 32
     lora_alpha: PositiveInt = 64
     rollouts_per_step: Annotated[int, Field(ge=0, le=64)] = 4
-    num_workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Stop after this many steps even if the epochs are not done (TRL's max_steps).
     max_steps: PositiveInt | None = None
 
