@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from openrft import __version__
 from openrft.api.errors import install_error_handlers
+from openrft.api.metrics import Metrics, MetricsMiddleware
 from openrft.api.middleware import RequestIdMiddleware
 from openrft.api.routers import chat, completions, files, graders, health, jobs, models, responses
 from openrft.api.services.embeddings import LazyEmbedder
@@ -92,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.grading = grading
     app.state.models = model_server
     app.state.check_grader = _grader_check(grading)
+    app.state.metrics = Metrics(store=store, models=model_server, grading=grading)
     install_error_handlers(app)
+    # Middleware added last runs first: the request id wraps everything, metrics included.
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(files.router)

@@ -77,6 +77,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the schema migrations (the server also applies them at start)."""
+    _open_store(args)
+    print("database is at the newest migration")
+    return 0
+
+
 def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", default=os.environ.get("OPENRFT_DATA_DIR"))
@@ -92,6 +99,11 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--project", required=True)
     create.add_argument("--name")
     create.set_defaults(func=cmd_keys_create)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", parents=[data_dir], help="apply migrations").set_defaults(
+        func=cmd_db_upgrade
+    )
 
     models = sub.add_parser("models", help="base models").add_subparsers(
         dest="action", required=True

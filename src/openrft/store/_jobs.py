@@ -139,6 +139,11 @@ class JobRepository:
                 won.append((job, token))
         return won
 
+    def count_by_status(self) -> dict[str, int]:
+        with self._db.session() as s:
+            rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+            return {status: count for status, count in rows}
+
     def leased_count(self) -> int:
         with self._db.session() as s:
             return (

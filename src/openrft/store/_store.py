@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from openrft.store._blobs import LocalBlobStore
@@ -9,7 +10,7 @@ from openrft.store._db import Database
 from openrft.store._files import FileRepository
 from openrft.store._jobs import JobRepository
 from openrft.store._keys import KeyRepository
-from openrft.store._migrate import upgrade
+from openrft.store._migrate import is_current, upgrade
 from openrft.store._models import ModelRepository
 
 __all__ = ["Store"]
@@ -35,6 +36,17 @@ class Store:
             store.blobs.recover()
             store.files.sweep_orphans()
         return store
+
+    def readiness(self) -> dict[str, bool]:
+        """What `/readyz` reports: the database answers at the newest migration, and the
+        blob folder is there and writable."""
+        try:
+            database = is_current(self.db)
+        except Exception:  # any failure to reach or read the database means unready
+            database = False
+        root = self.blobs.root
+        blobs = root.is_dir() and os.access(root, os.W_OK)
+        return {"database": database, "blob_store": blobs}
 
     def close(self) -> None:
         self.db.dispose()

@@ -34,10 +34,17 @@ Messages = Sequence[Mapping[str, Any]]
 class LeasedStream:
     """The engine's delta stream plus the model lease it holds until it ends or is closed."""
 
-    def __init__(self, stream: DeltaStream, lease: Lease) -> None:
+    def __init__(self, stream: DeltaStream, lease: Lease, models: ModelServer) -> None:
         self._stream = stream
         self._lease = lease
+        self._models = models
         self._deltas = aiter(stream)
+        self._counted = False
+
+    def _count(self) -> None:
+        if not self._counted and self._stream.usage is not None:
+            self._models.generated_tokens += self._stream.usage.completion_tokens
+            self._counted = True
 
     @property
     def usage(self) -> Usage | None:
@@ -50,6 +57,7 @@ class LeasedStream:
         try:
             return await anext(self._deltas)
         except BaseException:
+            self._count()
             self._lease.release()
             raise
 
@@ -58,6 +66,7 @@ class LeasedStream:
         try:
             await self._stream.aclose()
         finally:
+            self._count()
             self._lease.release()
 
 
@@ -99,7 +108,9 @@ async def generate(
         models, project, model_id, sampling=sampling, messages=messages, prompt=prompt
     )
     try:
-        return await lease.engine.generate(request)
+        result = await lease.engine.generate(request)
+        models.generated_tokens += result.usage.completion_tokens
+        return result
     except TemplateError as exc:
         raise _template_error(exc) from exc
     finally:
@@ -120,7 +131,7 @@ async def open_stream(
         models, project, model_id, sampling=sampling, messages=messages, prompt=prompt
     )
     try:
-        return LeasedStream(lease.engine.stream(request), lease)
+        return LeasedStream(lease.engine.stream(request), lease, models)
     except TemplateError as exc:
         lease.release()
         raise _template_error(exc) from exc

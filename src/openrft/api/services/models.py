@@ -151,6 +151,8 @@ class ModelServer:
         self._max_adapters = max(1, max_loaded_adapters)
         self._options = engine_options or {}
         self._engines: OrderedDict[WeightsKey, _Loaded] = OrderedDict()
+        # Completion tokens served since start, read by `/metrics`.
+        self.generated_tokens = 0
         self._loading = asyncio.Lock()  # loads and evictions happen one at a time
 
     @property
