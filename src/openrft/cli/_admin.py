@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 from openrft.config import Settings
@@ -45,7 +46,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     _, store = _open_store(args)
-    print(store.keys.create(args.project, name=args.name))
+    expires_at = int(time.time()) + args.expires_in if args.expires_in else None
+    print(store.keys.create(args.project, name=args.name, expires_at=expires_at))
+    return 0
+
+
+def _when(timestamp: int | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)) if timestamp else "-"
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    print("id\tname\tcreated\texpires\trevoked\tlast_used")
+    for row in store.keys.list(args.project):
+        print("\t".join([row.id, row.name or "-", _when(row.created_at), _when(row.expires_at),
+                         _when(row.revoked_at), _when(row.last_used_at)]))  # fmt: skip
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    store.keys.revoke(args.key_id)
+    print(f"{args.key_id}: revoked")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    print(store.keys.rotate(args.key_id))
     return 0
 
 
@@ -98,7 +126,18 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     create = keys.add_parser("create", parents=[data_dir], help="print a new API key")
     create.add_argument("--project", required=True)
     create.add_argument("--name")
+    create.add_argument("--expires-in", type=int, help="seconds until the key expires")
     create.set_defaults(func=cmd_keys_create)
+    listing = keys.add_parser("list", parents=[data_dir], help="list a project's keys")
+    listing.add_argument("--project", required=True)
+    listing.set_defaults(func=cmd_keys_list)
+    for action, func, text in (
+        ("revoke", cmd_keys_revoke, "refuse a key from now on"),
+        ("rotate", cmd_keys_rotate, "revoke a key, print its successor"),
+    ):
+        command = keys.add_parser(action, parents=[data_dir], help=text)
+        command.add_argument("key_id")
+        command.set_defaults(func=func)
 
     db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", parents=[data_dir], help="apply migrations").set_defaults(

@@ -7,6 +7,7 @@ import secrets
 
 from sqlalchemy import select
 
+from openrft.errors import NotFound
 from openrft.store._db import Database
 from openrft.store._ids import new_id, now
 from openrft.store._tables import ApiKeyRow
@@ -51,11 +52,36 @@ class KeyRepository:
             )
 
     def project_for(self, key: str) -> str | None:
-        """The project a live key belongs to, or None for an unknown, revoked or expired key."""
+        """The project a live key belongs to, or None for an unknown, revoked or expired key.
+
+        Read on every request, so a revoked key is refused at once; `last_used_at` is
+        written at most once a minute, so authentication stays a read."""
         with self._db.session() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key)))
             if row is None or row.revoked_at is not None:
                 return None
-            if row.expires_at is not None and row.expires_at <= now():
+            t = now()
+            if row.expires_at is not None and row.expires_at <= t:
                 return None
+            if row.last_used_at is None or t - row.last_used_at >= 60:
+                row.last_used_at = t
             return row.project
+
+    def list(self, project: str) -> list[ApiKeyRow]:
+        with self._db.session() as s:
+            query = select(ApiKeyRow).where(ApiKeyRow.project == project)
+            return list(s.scalars(query.order_by(ApiKeyRow.created_at, ApiKeyRow.id)))
+
+    def revoke(self, key_id: str) -> ApiKeyRow:
+        with self._db.session() as s:
+            row = s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"No such API key: {key_id}", param="key_id")
+            if row.revoked_at is None:
+                row.revoked_at = now()
+            return row
+
+    def rotate(self, key_id: str) -> str:
+        """A new key with the old one's project, name and expiry; the old one is revoked."""
+        old = self.revoke(key_id)
+        return self.create(old.project, name=old.name, expires_at=old.expires_at)
