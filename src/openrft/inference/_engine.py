@@ -132,6 +132,11 @@ class Engine:
         return self._adapters.model
 
     @property
+    def stop_token_ids(self) -> list[int]:
+        """The token ids that end a completion (the model's eos ids and the tokenizer's)."""
+        return sorted(self._stop_ids)
+
+    @property
     def adapters(self) -> list[str]:
         return self._adapters.names
 

@@ -56,11 +56,6 @@ class LocalBlobStore:
     def writer(self, key: str) -> BlobWriter:
         return BlobWriter(self, key)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        w = self.writer(key)
-        w.write(data)
-        w.commit()
-
     def put_dir(self, key: str, source: Path) -> None:
         """Copy a folder (a checkpoint, an adapter) in whole, then rename it into place."""
         tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.dir"
@@ -70,9 +65,6 @@ class LocalBlobStore:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-
-    def exists(self, key: str) -> bool:
-        return self.path(key).exists()
 
     def delete(self, key: str) -> None:
         p = self.path(key)

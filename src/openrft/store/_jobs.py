@@ -144,17 +144,6 @@ class JobRepository:
             rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
             return {status: count for status, count in rows}
 
-    def leased_count(self) -> int:
-        with self._db.session() as s:
-            return (
-                s.scalar(
-                    select(func.count())
-                    .select_from(JobRow)
-                    .where(JobRow.lease_expires_at > time.time())
-                )
-                or 0
-            )
-
     def heartbeat(self, job_id: str, token: str, ttl: float) -> bool:
         with self._db.session() as s:
             return (

@@ -107,7 +107,7 @@ class ReinforcementMethod:
             max_tokens=hp.max_completion_tokens,
             response_format=response_format,
         )
-        self.stop_ids = sorted(engine._stop_ids)  # noqa: SLF001 - the engine's own stop tokens
+        self.stop_ids = engine.stop_token_ids
         # A LoRA policy samples through its trainable adapter; full fine-tuning has none.
         self.adapter = None if policy.full else policy.model.active_adapter
         params = [p for p in policy.model.parameters() if p.requires_grad]

@@ -50,9 +50,8 @@ def run_supervised(runtime: JobRuntime, store: Store, settings: Settings) -> str
     job = runtime.job
     raw = job.method["supervised"]["hyperparameters"]
     train_raw = _examples(store, job, job.training_file)
-    hp = resolve_supervised(
-        SupervisedHyperparameters.model_validate(raw), n_examples=len(train_raw)
-    )
+    # "auto" resolves from the examples that fit, so only once they are tokenized.
+    hp = SupervisedHyperparameters.model_validate(raw)
     torch.manual_seed(job.seed)
     policy = load_policy(
         store,
