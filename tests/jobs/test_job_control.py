@@ -29,16 +29,22 @@ METHOD = {
 }
 
 
-def start_job(client: openai.OpenAI, seed: int = 11) -> str:
+def start_job(client: openai.OpenAI, seed: int = 11, n_epochs: int = 2) -> str:
     train = upload(client, addition_lines(ALL_PAIRS, answer=True))
+    method = {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {**METHOD["supervised"]["hyperparameters"], "n_epochs": n_epochs}
+        },
+    }
     return client.fine_tuning.jobs.create(
-        model="tiny", training_file=train, seed=seed, method=METHOD
+        model="tiny", training_file=train, seed=seed, method=method
     ).id
 
 
-def assert_one_event_per_step(client: openai.OpenAI, job_id: str) -> None:
-    steps = sorted(e.data["step"] for e in metrics_events(client, job_id))
-    assert steps == list(range(1, STEPS + 1))
+def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int = STEPS) -> None:
+    seen = sorted(e.data["step"] for e in metrics_events(client, job_id))
+    assert seen == list(range(1, steps + 1))
 
 
 def test_pause_resume_equals_uninterrupted(job_server) -> None:
@@ -89,12 +95,15 @@ def test_cancel_stops_within_a_step(job_server) -> None:
 
 def test_worker_killed_mid_job_resumes(job_server) -> None:
     client = job_server.client()
-    job_id = start_job(client)
-    wait_for_step(client, job_id, 8)
-    os.kill(worker_pid(job_id), signal.SIGKILL)
+    job_id = start_job(client, n_epochs=6)  # 60 steps: the kill must land mid-job
+    wait_for_step(client, job_id, 6)  # the checkpoint at step 5 is written before step 6
+    pid = worker_pid(job_id)
+    os.kill(pid, signal.SIGSTOP)  # freeze it, then check it is really mid-job
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) < 60
+    os.kill(pid, signal.SIGKILL)
     done = wait_for(client, job_id)
     assert done.status == "succeeded", done.error
-    assert_one_event_per_step(client, job_id)
+    assert_one_event_per_step(client, job_id, 60)
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
     assert any(m.startswith("Resumed from the checkpoint at step") for m in messages)
 
