@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     # One JSONL line; a single example far past this is almost surely not a chat example.
     max_line_bytes: int = 8 * 1024 * 1024
     torch_threads: int | None = None
+    # "json": one JSON object per log line, with the request id (`openrft.logs`).
+    log_format: Literal["text", "json"] = "text"
     # Decision 11: one concurrent training job by default on a small machine.
     max_concurrent_jobs: int = 1
     # A worker renews its lease every `heartbeat_s`; a lease not renewed for `lease_ttl_s`

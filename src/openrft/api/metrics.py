@@ -1,8 +1,8 @@
 """Prometheus metrics at `GET /metrics`, in a registry of this app's own.
 
 Request counts and latencies come from a pure ASGI middleware; job counts, queue
-depth, served tokens and outbound grader calls are read from their owners at scrape
-time, so no second copy of that state exists.
+depth, served tokens, engine batch sizes and outbound grader calls are read from their
+owners at scrape time, so no second copy of that state exists.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -40,6 +40,13 @@ class _StateCollector:
             "openrft_generated_tokens", "Completion tokens served by the API's engines",
             value=self._models.generated_tokens,
         )  # fmt: skip
+        batches = HistogramMetricFamily(
+            "openrft_engine_batch_size", "Rows per forward pass of the serving engines",
+            labels=["phase"],
+        )  # fmt: skip
+        for phase, (buckets, total) in self._models.batch_sizes.snapshot().items():
+            batches.add_metric([phase], buckets, total)
+        yield batches
         stats = self._grading.stats
         calls = CounterMetricFamily(
             "openrft_grader_calls", "Outbound grader calls (lambda, endpoint, judge)",

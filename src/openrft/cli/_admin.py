@@ -33,14 +33,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from openrft.api import create_app
+    from openrft.logs import configure_logging
 
     settings = _settings(args)
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    if args.log_format:
+        settings.log_format = args.log_format
+    configure_logging(args.log_level, settings.log_format)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    # log_config=None: uvicorn keeps the logging configured above instead of its own.
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=args.log_level, log_config=None
+    )
     return 0
 
 
@@ -120,6 +127,9 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="json: one object per line with request ids"
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)

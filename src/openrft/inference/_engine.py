@@ -10,7 +10,7 @@ import asyncio
 import queue
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ class Engine:
         num_threads: torch threads of the engine's forward passes (Decision 11), set in its own
             thread only; None: one for tiny models, else torch's current setting.
         context_length: prompt + completion limit; defaults to the model's max positions.
+        on_batch: called from the engine's thread after every forward pass with its phase
+            ("prefill" or "decode") and its rows, for the server's batch-size metrics.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Engine:
         max_queue: int = 256,
         num_threads: int | None = None,
         context_length: int | None = None,
+        on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         config = model.config
@@ -102,6 +105,7 @@ class Engine:
             max_queue=max_queue,
             model_lock=self._lock,
             num_threads=num_threads or _auto_threads(model, max_batch_size),
+            on_batch=on_batch,
         )
 
     @classmethod

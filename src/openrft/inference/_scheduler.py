@@ -52,6 +52,7 @@ class Scheduler:
         max_batch_size: rows decoded together. max_queue: waiting requests before RateLimited.
         model_lock: held around every use of the model, shared with adapter loading.
         num_threads: torch threads of the engine's own thread (OpenMP counts are per thread).
+        on_batch: told the phase ("prefill", "decode") and rows of every forward pass.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class Scheduler:
         max_queue: int,
         model_lock: threading.RLock,
         num_threads: int,
+        on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         self._model = model
         self._activate = activate
@@ -80,6 +82,7 @@ class Scheduler:
         self._max_queue = max_queue
         self._model_lock = model_lock
         self._num_threads = num_threads
+        self._on_batch = on_batch or (lambda phase, rows: None)
         self._waiting: deque[Job] = deque()
         self._groups: dict[str | None, _Group] = {}
         self._inflight: Counter[str | None] = Counter()  # unfinished requests per adapter
@@ -210,6 +213,7 @@ class Scheduler:
                 pad_id=self._pad_id,
                 cache_kw=self._cache_kw,
             )  # (J, V)
+        self._on_batch("prefill", len(jobs))
         # One prefill per prompt; its cache row is repeated for each of the job's n choices.
         expand = [k for k, job in enumerate(jobs) for _ in range(job.n)]
         rows = [self._new_row(job, i) for job in jobs for i in range(job.n)]
@@ -228,6 +232,7 @@ class Scheduler:
         tokens = torch.tensor([r.token_ids[-1] for r in group.rows], dtype=torch.long)
         with self._model_lock, self._activate(adapter):
             logits = group.kv.decode(self._model, tokens, cache_kw=self._cache_kw)  # (B, V)
+        self._on_batch("decode", len(group.rows))
         alive = self._advance(group.rows, logits)
         group.rows = [group.rows[i] for i in alive]
         group.kv.keep(alive)

@@ -125,6 +125,12 @@ def run_loop(runtime: JobRuntime, method: Method, hp: LoopSettings) -> str:
             runtime.event(f"Fine-tuning job paused at step {step}", key=f"paused-{step}")
             return "paused"
         if reason == "drain":
+            runtime.event(
+                f"Checkpointed at step {step} as the server shut down; the job resumes "
+                "when a worker is free",
+                key=f"drained-{step}-{runtime.token}",
+                step=step,
+            )
             runtime.release()
             return "drained"
         if early:

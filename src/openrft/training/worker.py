@@ -16,6 +16,7 @@ import torch
 
 from openrft.config import Settings
 from openrft.datasets import iter_examples
+from openrft.logs import configure_logging
 from openrft.methods import (
     SupervisedHyperparameters,
     base_learning_rate,
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-token", required=True)
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
+    configure_logging("info", settings.log_format)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     store = Store(database_url=settings.resolved_database_url, blob_dir=settings.blob_dir)

@@ -12,9 +12,12 @@ imported only when the first model is loaded.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
+import itertools
 import logging
 import os
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -125,6 +128,35 @@ def _unlease(loaded: _Loaded, adapter: _Adapter | None) -> None:
         adapter.leases -= 1
 
 
+class BatchSizes:
+    """Rows per forward pass of every engine this server has run, by phase, as Prometheus
+    histogram buckets; kept here, not in the engines, so an evicted engine's passes stay
+    counted. Observed from engine threads, read at scrape time."""
+
+    BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {phase: [0] * (len(self.BUCKETS) + 1) for phase in ("prefill", "decode")}
+        self._sums = {phase: 0 for phase in self._counts}
+
+    def observe(self, phase: str, rows: int) -> None:
+        slot = bisect.bisect_left(self.BUCKETS, rows)
+        with self._lock:
+            self._counts[phase][slot] += 1
+            self._sums[phase] += rows
+
+    def snapshot(self) -> dict[str, tuple[list[tuple[str, int]], int]]:
+        """Per phase: cumulative `(upper bound, count)` buckets ending in "+Inf", and the sum."""
+        out = {}
+        with self._lock:
+            for phase, counts in self._counts.items():
+                bounds = [str(float(b)) for b in self.BUCKETS] + ["+Inf"]
+                out[phase] = (list(zip(bounds, itertools.accumulate(counts), strict=True)),
+                              self._sums[phase])  # fmt: skip
+        return out
+
+
 class ModelServer:
     """Loads, caches and evicts the engines that serve `/v1/chat/completions` and friends.
 
@@ -149,7 +181,8 @@ class ModelServer:
         self._open = open_engine or _open_engine
         self._max_models = max(1, max_loaded_models)
         self._max_adapters = max(1, max_loaded_adapters)
-        self._options = engine_options or {}
+        self.batch_sizes = BatchSizes()
+        self._options = {**(engine_options or {}), "on_batch": self.batch_sizes.observe}
         self._engines: OrderedDict[WeightsKey, _Loaded] = OrderedDict()
         # Completion tokens served since start, read by `/metrics`.
         self.generated_tokens = 0
@@ -248,9 +281,20 @@ async def _guarded(model_id: str, func: Any, *args: Any) -> Any:
         ) from exc
 
 
+def _quiet_transformers() -> None:
+    """A server's log is records, not progress bars: transformers' loading bars go, and its
+    messages reach the server's handlers (text or JSON) instead of a handler of its own."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+
+
 def _open_engine(key: WeightsKey, options: dict[str, Any]) -> InferenceEngine:
     from openrft.inference import Engine
 
+    _quiet_transformers()
     if not key.merged:
         return Engine.from_pretrained(key.root, **options)
     return _merged_engine(key, options)
@@ -264,6 +308,7 @@ def _merged_engine(key: WeightsKey, options: dict[str, Any]) -> InferenceEngine:
 
     from openrft.inference import Engine
 
+    _quiet_transformers()
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(key.root, dtype=dtype)
