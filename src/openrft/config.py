@@ -22,7 +22,16 @@ class Settings(BaseSettings):
     port: int = 8000
     # Registered for project `default` at start, so `OPENRFT_API_KEY=... openrft serve` just works.
     api_key: str | None = None
+    # SQLite in the data folder by default; `postgresql+psycopg://user@host/db` lets several
+    # servers (API replicas, schedulers) share one store.
     database_url: str | None = None
+    # What `openrft serve` runs: `api` (HTTP only), `scheduler` (the scheduler, the local
+    # executor and the retention sweep, with only /healthz and /readyz over HTTP), or
+    # `all` of it in one process, the embedded single machine.
+    role: Literal["all", "api", "scheduler"] = "all"
+    # Blobs (files, checkpoints, adapters) in S3-compatible storage, `s3://bucket/prefix`,
+    # instead of DATA_DIR/blobs; endpoint and keys from the usual AWS_* variables.
+    blob_url: str | None = None
     # OpenAI's documented limit for one uploaded file.
     max_upload_bytes: int = 512 * 1024 * 1024
     # One JSONL line; a single example far past this is almost surely not a chat example.
@@ -38,6 +47,13 @@ class Settings(BaseSettings):
     heartbeat_s: float = 2.0
     max_job_attempts: int = 5
     scheduler_interval_s: float = 0.5
+    # Where workers run: `local` processes, or `ray` actors on the cluster at `ray_address`
+    # (`host:port` or `auto`), each reserving these resources (Ray's units; memory in bytes).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_num_cpus: float = 1.0
+    ray_num_gpus: float = 0.0
+    ray_memory_bytes: int | None = None
     # Run python graders without the sandbox: only for a single-user machine (Decision 7).
     allow_unsandboxed_python: bool = False
     # Model-judge graders call this OpenAI-compatible endpoint; by default this server.
@@ -56,6 +72,18 @@ class Settings(BaseSettings):
     max_loaded_adapters: int = 8
     max_batch_size: int = 64
     max_queued_requests: int = 256
+    # Project quotas and retention (`openrft projects set` overrides them per project);
+    # None means no limit. Checkpoints kept: the best `keep_checkpoints` plus the newest,
+    # as OpenAI keeps three.
+    default_max_storage_bytes: int | None = None
+    default_max_concurrent_jobs: int | None = None
+    default_rollout_retention_days: int | None = None
+    default_keep_checkpoints: int = 3
+    # How often the server deletes expired files and rollouts past their retention.
+    retention_interval_s: float = 60.0
+    # Every job writes its step metrics as TensorBoard event files under
+    # blobs/jobs/<job id>/tensorboard/ (no account or service needed); False turns it off.
+    tensorboard: bool = True
 
     @property
     def resolved_database_url(self) -> str:

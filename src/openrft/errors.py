@@ -8,6 +8,7 @@
     ├── Conflict                 409
     ├── PayloadTooLarge          413
     ├── RateLimited              429 (carries `retry_after` seconds)
+    ├── QuotaExceeded            429 insufficient_quota (a project quota; retrying won't help)
     └── Unavailable              503
 
 Foreign errors (SQLAlchemy, httpx, torch) are translated into these where they
@@ -23,6 +24,7 @@ __all__ = [
     "OpenRFTError",
     "PayloadTooLarge",
     "PermissionDenied",
+    "QuotaExceeded",
     "RateLimited",
     "Unauthorized",
     "Unavailable",
@@ -83,6 +85,16 @@ class RateLimited(OpenRFTError):
     def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: str | None) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(OpenRFTError):
+    """A project quota (storage bytes, concurrent jobs) is used up. 429 with OpenAI's
+    `insufficient_quota` type, as its API answers an exhausted quota; the message names
+    the quota, its limit and the usage."""
+
+    status_code = 429
+    error_type = "insufficient_quota"
+    default_code = "quota_exceeded"
 
 
 class Unavailable(OpenRFTError):

@@ -164,6 +164,13 @@ def test_upload_errors_name_the_problem(server, client) -> None:
         data={"purpose": "fine-tune"},
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
+    # A name the `files` table cannot hold is a 400 on every backend, never a 500 from
+    # PostgreSQL alone; its bytes are not kept.
+    before = blob_files(server.data_dir)
+    with pytest.raises(openai.BadRequestError) as err:
+        upload(client, jsonl(RL_LINE), name="x" * 1100 + ".jsonl")
+    assert err.value.param == "file" and "1024" in err.value.message
+    assert blob_files(server.data_dir) == before
 
 
 def test_oversized_upload_gets_413(server, client) -> None:

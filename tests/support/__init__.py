@@ -17,19 +17,36 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 
 
+# The session servers' upload limits: small, so the limit tests stay fast.
+SMALL_UPLOAD_LIMITS = {
+    "OPENRFT_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+    "OPENRFT_MAX_LINE_BYTES": "65536",
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+# The database of each data folder a `Server` was given one for (`OPENRFT_DATABASE_URL`),
+# so admin commands on that folder (`run_cli`) reach the server's database, not SQLite.
+_DATABASES: dict[Path, str] = {}
+
+
 def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> str:
+    database = _DATABASES.get(Path(data_dir).resolve())
     out = subprocess.run(
         [sys.executable, "-m", "openrft.cli", *args, "--data-dir", str(data_dir)],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={
+            **os.environ,
+            **({"OPENRFT_DATABASE_URL": database} if database else {}),
+            **(env or {}),
+        },
     )
     return out.stdout.strip()
 
@@ -43,6 +60,8 @@ class Server:
         self.data_dir = data_dir
         self.api_key = api_key
         self.env = env or {}
+        if "OPENRFT_DATABASE_URL" in self.env:
+            _DATABASES[data_dir.resolve()] = self.env["OPENRFT_DATABASE_URL"]
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -20,8 +20,8 @@ from openrft.api.services.embeddings import LazyEmbedder
 from openrft.api.services.models import ModelServer
 from openrft.config import Settings
 from openrft.graders import GradingService, grader_settings
-from openrft.jobs import LocalExecutor, Scheduler
-from openrft.store import Store
+from openrft.jobs import Executor, LocalExecutor, RayExecutor, RetentionSweeper, Scheduler
+from openrft.store import ProjectLimits, Store
 from openrft.ui import mount_ui
 
 __all__ = ["create_app"]
@@ -34,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(
-        database_url=settings.resolved_database_url, blob_dir=settings.blob_dir, recover=True
+        database_url=settings.resolved_database_url,
+        blob_dir=settings.blob_dir,
+        blob_url=settings.blob_url,
+        recover=True,
     )
     if settings.api_key:
         store.keys.register("default", settings.api_key, name="OPENRFT_API_KEY")
@@ -45,13 +48,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         embedder=LazyEmbedder(embedding_model) if embedding_model else None,
     )
 
-    executor = LocalExecutor(
-        data_dir=settings.data_dir,
-        log_dir=settings.data_dir / "logs",
+    executor = _executor(
+        settings,
         # Workers grade with the same judge endpoint as the server.
         env={
             "OPENRFT_JUDGE_BASE_URL": settings.resolved_judge_base_url,
             "OPENRFT_JUDGE_API_KEY": judge_key,
+            # Workers keep checkpoints where the server keeps blobs (`--blob-url` included).
+            **({"OPENRFT_BLOB_URL": settings.blob_url} if settings.blob_url else {}),
+            # ...and write to the server's database, `--database-url` included.
+            **({"OPENRFT_DATABASE_URL": settings.database_url} if settings.database_url else {}),
         },
     )
     scheduler = Scheduler(
@@ -61,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lease_ttl=settings.lease_ttl_s,
         max_attempts=settings.max_job_attempts,
         interval=settings.scheduler_interval_s,
+    )
+    sweeper = RetentionSweeper(
+        store=store,
+        defaults=ProjectLimits.defaults(settings),
+        interval=settings.retention_interval_s,
     )
 
     model_server = ModelServer(
@@ -74,11 +85,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
 
+    # `--role api` replicas only serve; the `scheduler` (or `all`) processes run the jobs.
+    runs_jobs = settings.role in ("all", "scheduler")
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        scheduler.start()
+        if runs_jobs:
+            scheduler.start()
+            sweeper.start()
         yield
-        scheduler.stop()
+        if runs_jobs:
+            sweeper.stop()
+            scheduler.stop()
         model_server.close()
         await grading.aclose()
         store.close()
@@ -88,8 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.scheduler = scheduler
-    app.state.wake_scheduler = scheduler.wake
+    app.state.scheduler = scheduler if runs_jobs else None
+    # Without a scheduler here, a scheduler process finds new jobs at its next tick.
+    app.state.wake_scheduler = scheduler.wake if runs_jobs else lambda: None
     app.state.grading = grading
     app.state.models = model_server
     app.state.check_grader = _grader_check(grading)
@@ -99,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
+    if settings.role == "scheduler":  # probes only: no API, no dashboard
+        return app
     app.include_router(files.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
@@ -108,6 +129,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(completions.router)
     mount_ui(app)  # last: the dashboard at `/` must not shadow an API route
     return app
+
+
+def _executor(settings: Settings, *, env: dict[str, str]) -> Executor:
+    """Local worker processes, or Ray actors on the cluster at `--ray-address`."""
+    if settings.executor == "ray":
+        return RayExecutor(
+            address=settings.ray_address,
+            data_dir=settings.data_dir,
+            log_dir=settings.data_dir / "logs",
+            env=env,
+            num_cpus=settings.ray_num_cpus,
+            num_gpus=settings.ray_num_gpus,
+            memory_bytes=settings.ray_memory_bytes,
+        )
+    return LocalExecutor(data_dir=settings.data_dir, log_dir=settings.data_dir / "logs", env=env)
 
 
 def _internal_judge_key(settings: Settings, store: Store) -> str:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from openrft.errors import OpenRFTError, RateLimited
+from openrft.errors import OpenRFTError, QuotaExceeded, RateLimited
 
 __all__ = ["error_body", "install_error_handlers"]
 
@@ -38,8 +38,9 @@ def _openrft_error(_request: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if exc.status_code == 409:
-        # The SDK retries 409 unless told not to; our conflicts are permanent.
+    if exc.status_code == 409 or isinstance(exc, QuotaExceeded):
+        # The SDK retries 409 and 429 unless told not to; conflicts and quotas are
+        # not cured by waiting half a second.
         headers["x-should-retry"] = "false"
     body = error_body(exc.message, type=exc.error_type, param=exc.param, code=exc.code)
     return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -1,9 +1,10 @@
-"""`openrft serve`, `openrft keys ...`, `openrft models ...`: commands on the local data folder."""
+"""`openrft serve`, `keys ...`, `projects ...`, `models ...`, `gc`: commands on the local data folder."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir).expanduser()
+    if getattr(args, "blob_url", None):
+        overrides["blob_url"] = args.blob_url
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
     return Settings(**overrides)
 
 
@@ -25,7 +30,9 @@ def _open_store(args: argparse.Namespace):  # noqa: ANN202 - openrft.store.Store
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings, Store.open(
-        database_url=settings.resolved_database_url, blob_dir=settings.blob_dir
+        database_url=settings.resolved_database_url,
+        blob_dir=settings.blob_dir,
+        blob_url=settings.blob_url,
     )
 
 
@@ -35,13 +42,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from openrft.api import create_app
     from openrft.logs import configure_logging
 
+    if args.role == "worker":
+        print(
+            "openrft serve: --role worker is not a server process: with the Ray executor, "
+            "workers are Ray actors on the cluster's nodes (`ray start`), placed by a "
+            "scheduler started with --executor ray --ray-address HOST:PORT; without Ray, "
+            "--role scheduler (or all) runs jobs in local worker processes.",
+            file=sys.stderr,
+        )
+        return 2
     settings = _settings(args)
+    if args.role:
+        settings.role = args.role
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
     if args.log_format:
         settings.log_format = args.log_format
+    if args.executor:
+        settings.executor = args.executor
+    if args.ray_address:
+        settings.ray_address = args.ray_address
     configure_logging(args.log_level, settings.log_format)
     app = create_app(settings)
     # log_config=None: uvicorn keeps the logging configured above instead of its own.
@@ -84,6 +106,65 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+_PROJECT_SETTINGS = (
+    "max_storage_bytes",
+    "max_concurrent_jobs",
+    "rollout_retention_days",
+    "keep_checkpoints",
+)
+
+
+def _limit(value: str) -> int | str:
+    """A non-negative integer, or `none` to clear the setting back to the server default."""
+    if value.lower() == "none":
+        return "none"
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 or 'none', got {value}")
+    return number
+
+
+def cmd_projects_set(args: argparse.Namespace) -> int:
+    _, store = _open_store(args)
+    values = {k: getattr(args, k) for k in _PROJECT_SETTINGS if getattr(args, k) is not None}
+    row = store.projects.set(
+        args.project, **{k: None if v == "none" else v for k, v in values.items()}
+    )
+    print(args.project + ": " + ", ".join(f"{k}={getattr(row, k)}" for k in _PROJECT_SETTINGS))
+    return 0
+
+
+def cmd_projects_list(args: argparse.Namespace) -> int:
+    from openrft.store import ProjectLimits
+
+    settings, store = _open_store(args)
+    defaults = ProjectLimits.defaults(settings)
+    print("project\t" + "\t".join(_PROJECT_SETTINGS) + "\tstorage_used\tactive_jobs")
+    for name in store.projects.names():
+        row = store.projects.get(name)
+        cells = []
+        for key in _PROJECT_SETTINGS:
+            own = getattr(row, key) if row is not None else None
+            value = own if own is not None else getattr(defaults, key)
+            shown = "-" if value is None else str(value)
+            cells.append(shown if own is not None or value is None else f"{shown} (default)")
+        used, active = store.projects.storage_used(name), store.projects.active_jobs(name)
+        print("\t".join([name, *cells, str(used), str(active)]))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from openrft.store import collect_garbage
+
+    _, store = _open_store(args)
+    report = collect_garbage(store, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for key, size in report.removed:
+        print(f"{verb} {key} ({size} bytes)")
+    print(f"{verb} {len(report.removed)} unreferenced blobs, {report.freed} bytes")
+    return 0
+
+
 def cmd_models_init(args: argparse.Namespace) -> int:
     from openrft.inference import build_tiny_model
 
@@ -119,13 +200,38 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_admin_commands(sub: argparse._SubParsersAction) -> None:
+def add_admin_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add the data-folder commands; return the `models` subcommands for others to join."""
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", default=os.environ.get("OPENRFT_DATA_DIR"))
+    data_dir.add_argument(
+        "--database-url",
+        help="the store's database, e.g. postgresql+psycopg://user@host/db "
+        "(default: OPENRFT_DATABASE_URL, else SQLite in the data folder)",
+    )
 
     serve = sub.add_parser("serve", parents=[data_dir], help="run the API server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--blob-url", help="keep blobs in S3-compatible storage: s3://bucket/prefix (AWS_* env)"
+    )
+    serve.add_argument(
+        "--role",
+        choices=["all", "api", "scheduler", "worker"],
+        help="all (default): API, scheduler and local workers in one process; api: HTTP only; "
+        "scheduler: runs jobs, HTTP only for /healthz and /readyz (several of each may share "
+        "one PostgreSQL)",
+    )
+    serve.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="where jobs run: local worker processes (default) or Ray actors (pip install "
+        "'openrft[ray]'), each reserving OPENRFT_RAY_NUM_CPUS/_NUM_GPUS/_MEMORY_BYTES",
+    )
+    serve.add_argument(
+        "--ray-address", help="the Ray cluster for --executor ray: HOST:PORT or auto"
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
         "--log-format", choices=["text", "json"], help="json: one object per line with request ids"
@@ -149,12 +255,29 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
         command.add_argument("key_id")
         command.set_defaults(func=func)
 
+    projects = sub.add_parser("projects", help="per-project quotas and retention")
+    projects_sub = projects.add_subparsers(dest="action", required=True)
+    pset = projects_sub.add_parser(
+        "set", parents=[data_dir], help="set a project's quotas and retention ('none' clears)"
+    )
+    pset.add_argument("project")
+    for key in _PROJECT_SETTINGS:
+        pset.add_argument("--" + key.replace("_", "-"), dest=key, type=_limit)
+    pset.set_defaults(func=cmd_projects_set)
+    projects_sub.add_parser(
+        "list", parents=[data_dir], help="every project, its limits and storage used"
+    ).set_defaults(func=cmd_projects_list)
+
+    gc = sub.add_parser("gc", parents=[data_dir], help="remove blobs no row refers to")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would go")
+    gc.set_defaults(func=cmd_gc)
+
     db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", parents=[data_dir], help="apply migrations").set_defaults(
         func=cmd_db_upgrade
     )
 
-    models = sub.add_parser("models", help="base models").add_subparsers(
+    models = sub.add_parser("models", help="register, list and export models").add_subparsers(
         dest="action", required=True
     )
     init = models.add_parser("init", parents=[data_dir], help="build and register a tiny model")
@@ -169,3 +292,4 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     lst = models.add_parser("list", parents=[data_dir], help="list models")
     lst.add_argument("--project", default="default")
     lst.set_defaults(func=cmd_models_list)
+    return models  # `openrft models export` (a client command) joins these

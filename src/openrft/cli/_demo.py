@@ -118,7 +118,10 @@ def _start_server(data_dir: Path, key: str) -> tuple[Any, str]:
 
     build_tiny_model(data_dir / "models" / "tiny", seed=0)
     store = Store.open(
-        database_url=f"sqlite:///{data_dir / 'openrft.db'}", blob_dir=data_dir / "blobs"
+        database_url=f"sqlite:///{data_dir / 'openrft.db'}",
+        blob_dir=data_dir / "blobs",
+        # The server below inherits the environment, OPENRFT_BLOB_URL included.
+        blob_url=os.environ.get("OPENRFT_BLOB_URL"),
     )
     store.models.register_base("tiny", str(data_dir / "models" / "tiny"), details={"tiny": True})
     store.close()

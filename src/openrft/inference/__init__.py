@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ._embedder import TextEmbedder
 from ._engine import Engine
+from ._export import write_adapter_folder, write_merged_folder
+from ._kvcache import cache_keyword
 from ._params import (
     ChoiceDelta,
     Completion,
@@ -39,5 +41,8 @@ __all__ = [
     "Usage",
     "VLLMEngine",
     "build_tiny_model",
+    "cache_keyword",
     "count_parameters",
+    "write_adapter_folder",
+    "write_merged_folder",
 ]

@@ -62,7 +62,11 @@ class GrammarBook:
 
     def _compile(self, schema: dict[str, Any] | bool) -> xgr.CompiledGrammar:
         if schema is True:
-            return self._compiler.compile_builtin_json_grammar()
+            # json_object mode promises an object (OpenAI's contract), not any JSON value:
+            # xgrammar's builtin JSON grammar would also accept `[false]`.
+            return self._compiler.compile_json_schema(
+                '{"type": "object"}', any_whitespace=False, strict_mode=False
+            )
         try:
             # Compact output: free whitespace lets a weak model pad forever.
             return self._compiler.compile_json_schema(

@@ -219,7 +219,7 @@ class Engine:
     ) -> list[list[Completion]]:
         """n completions for each prompt, all batched together; blocks the calling thread.
 
-        `seeds[i]` seeds prompt i (its choice j draws from a generator keyed by
+        `seeds[i]` seeds prompt i (its choice j draws from a random stream keyed by
         (seeds[i], j): Decision 13); without `seeds`, `sampling.seed` + i, or random.
         The trainer's requests skip the queue bound: it waits rather than fails.
         On return, a PeftModel the engine was built on has its own adapter active

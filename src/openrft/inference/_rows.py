@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from ._constrained import JsonConstraint
 from ._detokenize import TextStream, Vocab
 from ._params import ChoiceDelta, Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob
@@ -48,13 +46,13 @@ class Row:
         *,
         job: Job,
         index: int,
-        generator: torch.Generator | None,
+        key: int | None,
         vocab: Vocab,
         constraint: JsonConstraint | None,
     ) -> None:
         self.job = job
         self.index = index
-        self.generator = generator
+        self.key = key  # the row's random stream (`_sampling.row_key`); None: greedy
         self.constraint = constraint
         self._vocab = vocab
         self._text = TextStream(vocab=vocab, stop=job.sampling.stop)

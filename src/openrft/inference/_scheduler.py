@@ -24,7 +24,7 @@ from ._detokenize import Vocab
 from ._kvcache import KVBatch
 from ._params import ChoiceDelta, GenerationResult, Usage
 from ._rows import Job, Row
-from ._sampling import row_generator, sample, top_logprobs
+from ._sampling import row_key, sample, top_logprobs
 from ._stream import AsyncSink, deliver_batched
 
 __all__ = ["Scheduler"]
@@ -244,7 +244,7 @@ class Scheduler:
         return Row(
             job=job,
             index=index,
-            generator=row_generator(job.seed, index, torch.device("cpu")) if sampled else None,
+            key=row_key(job.seed, index) if sampled else None,
             vocab=self._vocab,
             constraint=self._grammars.matcher(job.grammar) if job.grammar is not None else None,
         )
@@ -261,7 +261,8 @@ class Scheduler:
             logits,
             temperatures=[r.job.sampling.temperature for r in rows],
             top_ps=[r.job.sampling.top_p for r in rows],
-            generators=[r.generator for r in rows],
+            keys=[r.key for r in rows],
+            counters=[len(r.token_ids) for r in rows],
         )
         chosen = logprobs[torch.arange(len(rows)), torch.tensor(tokens)].tolist()  # (B,)
         k = max(r.job.sampling.top_logprobs for r in rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from openrft.methods._common import Auto, Strict
 
@@ -49,15 +49,33 @@ class ReinforcementHyperparameters(Strict):
     lora_rank: Annotated[int, Field(ge=1, le=512)] = 32
     lora_alpha: PositiveInt = 64
     rollouts_per_step: Annotated[int, Field(ge=0, le=64)] = 4
+    # Data-parallel ranks (Decision 13): each samples, grades and differentiates its share
+    # of every step's prompts; gradients are summed, so the weights equal one worker's.
+    num_workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Stop after this many steps even if the epochs are not done (TRL's max_steps).
     max_steps: PositiveInt | None = None
+
+    @field_validator("num_workers")
+    @classmethod
+    def _splits_the_batch(cls, value: int, info: ValidationInfo) -> int:
+        # Declared after batch_size, so a valid batch_size is in `info.data` already.
+        batch = info.data.get("batch_size")
+        if isinstance(batch, int) and batch % value:
+            raise ValueError(
+                f"batch_size {batch} does not split evenly across {value} workers; "
+                "use a batch_size that num_workers divides"
+            )
+        return value
 
 
 def resolve_reinforcement(
     hp: ReinforcementHyperparameters, *, n_examples: int
 ) -> ReinforcementHyperparameters:
     """Replace every "auto" with a number (Bedrock's rules where it states them)."""
-    batch = hp.batch_size if hp.batch_size != "auto" else min(8, n_examples)
+    batch = hp.batch_size
+    if batch == "auto":
+        # The largest multiple of num_workers up to min(8, n), so every rank gets a share.
+        batch = max(hp.num_workers, min(8, n_examples) // hp.num_workers * hp.num_workers)
     epochs = hp.n_epochs if hp.n_epochs != "auto" else 1
     steps = epochs * math.ceil(n_examples / batch)
     compute = 1.0 if hp.compute_multiplier == "auto" else hp.compute_multiplier

@@ -1,10 +1,14 @@
 """State: SQLAlchemy tables and migrations, the blob store, repositories."""
 
+from openrft.store._blob_store import BlobStore, BlobUpload
 from openrft.store._blobs import BlobWriter, LocalBlobStore
 from openrft.store._db import Database
+from openrft.store._gc import GcReport, collect_garbage
 from openrft.store._ids import new_id, now
 from openrft.store._jobs import TERMINAL
+from openrft.store._object_blobs import ObjectBlobStore
 from openrft.store._pages import Page
+from openrft.store._projects import ProjectLimits
 from openrft.store._store import Store
 from openrft.store._tables import (
     ApiKeyRow,
@@ -13,6 +17,7 @@ from openrft.store._tables import (
     JobEventRow,
     JobRow,
     ModelRow,
+    ProjectRow,
     RolloutRow,
 )
 
@@ -22,14 +27,21 @@ __all__ = [
     "CheckpointRow",
     "JobEventRow",
     "JobRow",
+    "BlobStore",
+    "BlobUpload",
     "BlobWriter",
     "Database",
     "FileRow",
+    "GcReport",
     "LocalBlobStore",
     "ModelRow",
+    "ObjectBlobStore",
     "Page",
+    "ProjectLimits",
+    "ProjectRow",
     "RolloutRow",
     "Store",
+    "collect_garbage",
     "new_id",
     "now",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from openrft.errors import NotFound
-from openrft.store._blobs import BlobWriter, LocalBlobStore
+from openrft.store._blob_store import BlobStore, BlobUpload
 from openrft.store._db import Database
 from openrft.store._ids import new_id, now
 from openrft.store._pages import Page, paginate
@@ -14,18 +14,24 @@ from openrft.store._tables import FileRow
 __all__ = ["FileRepository"]
 
 
+def _live():  # noqa: ANN202 - a SQL condition
+    """Not expired: an expired file is absent to every read, even before the sweep that
+    deletes it has run (OpenAI's `expires_after`)."""
+    return (FileRow.expires_at.is_(None)) | (FileRow.expires_at > now())
+
+
 class FileRepository:
-    def __init__(self, db: Database, blobs: LocalBlobStore) -> None:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
         self._db = db
         self._blobs = blobs
 
-    def open_upload(self) -> tuple[str, BlobWriter]:
+    def open_upload(self) -> tuple[str, BlobUpload]:
         file_id = new_id("file-")
         return file_id, self._blobs.writer(f"files/{file_id}")
 
     def commit_upload(
         self,
-        writer: BlobWriter,
+        writer: BlobUpload,
         *,
         file_id: str,
         project: str,
@@ -60,7 +66,9 @@ class FileRepository:
 
     def get(self, project: str, file_id: str) -> FileRow:
         with self._db.session() as s:
-            row = s.scalar(select(FileRow).where(FileRow.id == file_id, FileRow.project == project))
+            row = s.scalar(
+                select(FileRow).where(FileRow.id == file_id, FileRow.project == project, _live())
+            )
         if row is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return row
@@ -69,7 +77,7 @@ class FileRepository:
         self, project: str, *, purpose: str | None, limit: int, order: str, after: str | None
     ) -> Page[FileRow]:
         with self._db.session() as s:
-            query = select(FileRow).where(FileRow.project == project)
+            query = select(FileRow).where(FileRow.project == project, _live())
             if purpose:
                 query = query.where(FileRow.purpose == purpose)
             after_seq = None
@@ -90,7 +98,9 @@ class FileRepository:
 
     def delete(self, project: str, file_id: str) -> None:
         with self._db.session() as s:
-            row = s.scalar(select(FileRow).where(FileRow.id == file_id, FileRow.project == project))
+            row = s.scalar(
+                select(FileRow).where(FileRow.id == file_id, FileRow.project == project, _live())
+            )
             if row is None:
                 raise NotFound(f"No such File object: {file_id}", param="id")
             s.delete(row)
@@ -98,6 +108,16 @@ class FileRepository:
 
     def path(self, row: FileRow):  # noqa: ANN201 - a pathlib.Path
         return self._blobs.path(row.blob_key)
+
+    def sweep_expired(self) -> list[FileRow]:
+        """Delete files whose `expires_at` has passed, rows first, then their bytes."""
+        with self._db.session() as s:
+            rows = list(s.scalars(select(FileRow).where(FileRow.expires_at <= now())))
+            for row in rows:
+                s.delete(row)
+        for row in rows:
+            self._blobs.delete(row.blob_key)
+        return rows
 
     def sweep_orphans(self) -> int:
         """Remove file blobs that have no row (a crash between commit steps)."""

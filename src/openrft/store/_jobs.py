@@ -2,7 +2,10 @@
 
 A job is leased to one executor at a time: the lease is a token plus an expiry that
 the worker keeps fresh. Every lease change is a conditional UPDATE whose row count
-says who won, so two schedulers (or a stale worker) can never both own a job.
+says who won, so two schedulers (or a stale worker) can never both own a job. On
+PostgreSQL, where several servers share the jobs, schedulers take candidates with
+`SELECT ... FOR UPDATE SKIP LOCKED`: each locks different rows instead of all racing
+for the oldest one.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openrft.errors import InvalidRequest, NotFound
@@ -23,6 +26,15 @@ __all__ = ["TERMINAL", "JobRepository"]
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 _RUNNABLE = ("queued", "running")
+
+
+def _leasable(t: float) -> Select[tuple[JobRow]]:
+    """Jobs that want a worker: queued, or running with a lease not renewed by time `t`."""
+    return (
+        select(JobRow)
+        .where(JobRow.status.in_(_RUNNABLE))
+        .where((JobRow.lease_expires_at.is_(None)) | (JobRow.lease_expires_at < t))
+    )
 
 
 class JobRepository:
@@ -108,17 +120,11 @@ class JobRepository:
         """Lease up to `limit` queued jobs, and running ones whose worker stopped renewing."""
         if limit <= 0:
             return []
+        if self._db.dialect == "postgresql":
+            return self._lease_skip_locked(owner=owner, ttl=ttl, limit=limit)
         t = time.time()
         with self._db.session() as s:
-            candidates = list(
-                s.scalars(
-                    select(JobRow)
-                    .where(JobRow.status.in_(_RUNNABLE))
-                    .where((JobRow.lease_expires_at.is_(None)) | (JobRow.lease_expires_at < t))
-                    .order_by(JobRow.seq)
-                    .limit(limit)
-                )
-            )
+            candidates = list(s.scalars(_leasable(t).order_by(JobRow.seq).limit(limit)))
         won = []
         for job in candidates:
             token = new_id("lease_", 16)
@@ -136,6 +142,21 @@ class JobRepository:
                 ).rowcount
             if changed:
                 job.lease_token, job.attempts = token, job.attempts + 1
+                won.append((job, token))
+        return won
+
+    def _lease_skip_locked(self, *, owner: str, ttl: float, limit: int) -> list[tuple[JobRow, str]]:
+        """Lock the candidates, skipping rows another scheduler holds, and lease them in the
+        same transaction. A row locked here is re-read after any concurrent commit, so a job
+        leased meanwhile no longer matches and is not taken twice."""
+        won = []
+        with self._db.session() as s:
+            query = _leasable(time.time()).order_by(JobRow.seq).limit(limit)
+            for job in s.scalars(query.with_for_update(skip_locked=True)):
+                token = new_id("lease_", 16)
+                job.lease_token, job.lease_owner = token, owner
+                job.lease_expires_at = time.time() + ttl
+                job.attempts += 1
                 won.append((job, token))
         return won
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from openrft.errors import NotFound
 from openrft.store._db import Database
@@ -36,20 +37,25 @@ class KeyRepository:
     ) -> None:
         """Register a given key (`OPENRFT_API_KEY`); registering it again is a no-op."""
         digest = hash_key(key)
-        with self._db.session() as s:
-            existing = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
-            if existing is not None:
-                return
-            s.add(
-                ApiKeyRow(
-                    id=new_id("key_"),
-                    project=project,
-                    key_hash=digest,
-                    name=name,
-                    created_at=now(),
-                    expires_at=expires_at,
+        try:
+            with self._db.session() as s:
+                existing = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
+                if existing is not None:
+                    return
+                s.add(
+                    ApiKeyRow(
+                        id=new_id("key_"),
+                        project=project,
+                        key_hash=digest,
+                        name=name,
+                        created_at=now(),
+                        expires_at=expires_at,
+                    )
                 )
-            )
+        except IntegrityError:
+            # Replicas sharing a database start with the same key: one inserts it, the
+            # others find it taken by the unique hash, which is the no-op asked for.
+            return
 
     def project_for(self, key: str) -> str | None:
         """The project a live key belongs to, or None for an unknown, revoked or expired key.

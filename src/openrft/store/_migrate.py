@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from openrft.store._db import Database
@@ -16,6 +16,8 @@ from openrft.store._db import Database
 __all__ = ["is_current", "upgrade"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+# Any constant both replicas agree on: the key of PostgreSQL's advisory lock on migrations.
+_MIGRATION_LOCK = 0x6F70656E726674  # "openrft"
 
 
 def _config() -> Config:
@@ -27,6 +29,11 @@ def _config() -> Config:
 def upgrade(db: Database) -> None:
     cfg = _config()
     with db.engine.begin() as connection:
+        if db.dialect == "postgresql":
+            # Replicas starting together would each create the tables; the lock (held to
+            # the end of this transaction, which holds the whole migration, DDL included)
+            # lets one migrate while the others wait and then find the schema current.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from openrft.errors import Conflict, NotFound, PermissionDenied
+from openrft.errors import Conflict, NotFound
 from openrft.store._db import Database
 from openrft.store._ids import now
 from openrft.store._tables import ModelRow
@@ -60,15 +60,3 @@ class ModelRepository:
         with self._db.session() as s:
             query = select(ModelRow).where(self._visible(project)).order_by(ModelRow.seq)
             return list(s.scalars(query))
-
-    def delete(self, project: str, model_id: str) -> ModelRow:
-        row = self.get(project, model_id)
-        if row.project is None:
-            raise PermissionDenied(
-                f"Base model '{model_id}' cannot be deleted through the API", param="model"
-            )
-        with self._db.session() as s:
-            live = s.get(ModelRow, row.seq)
-            assert live is not None
-            live.deleted = True
-        return row

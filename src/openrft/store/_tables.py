@@ -17,6 +17,7 @@ __all__ = [
     "JobEventRow",
     "JobRow",
     "ModelRow",
+    "ProjectRow",
     "RolloutRow",
 ]
 
@@ -159,3 +160,16 @@ class RolloutRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     reward: Mapped[float] = mapped_column(Float)
     data: Mapped[dict] = mapped_column(JSON)
+
+
+class ProjectRow(Base):
+    """Per-project quotas and retention; a project without a row, or a NULL column, gets
+    the server-wide default (no limit where the server sets none)."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    max_storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
+    rollout_retention_days: Mapped[int | None] = mapped_column(Integer)
+    keep_checkpoints: Mapped[int | None] = mapped_column(Integer)

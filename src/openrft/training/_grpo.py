@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from openrft.graders import Grader, GradeResult, GradingService, Sample
-from openrft.inference import Completion, Engine, SamplingParams
+from openrft.inference import Completion, Engine, SamplingParams, cache_keyword
 from openrft.methods import ReinforcementHyperparameters
 from openrft.training._advantages import group_advantages, zero_std_groups
-from openrft.training._logprobs import completion_logprobs
-from openrft.training._losses import PolicyLossConfig, grpo_loss, mask_truncated
-from openrft.training._model import Policy, device, make_optimizer
+from openrft.training._data_parallel import Workers
+from openrft.training._losses import PolicyLossConfig
+from openrft.training._model import Policy, make_optimizer
 from openrft.training._order import step_indices
+from openrft.training._policy_update import RolloutBatch, apply_gradients, shard_backward
 
 __all__ = ["GraderFailure", "Prompt", "ReinforcementMethod"]
 
@@ -39,30 +41,25 @@ class Prompt:
     ids: list[int]
 
 
+class _Outcome(NamedTuple):
+    """What the step's metrics need of one sample, exchanged between data-parallel ranks."""
+
+    score: float
+    length: int
+    truncated: bool
+    error: bool
+
+
 def _sample_seed(seed: int, step: int, index: int) -> int:
     """Decision 13: randomness keyed by (seed, step, prompt index), not by worker layout."""
     return (seed * 1_000_003 + step * 10_007 + index) % 2_147_483_647
 
 
-def _pad_batch(prompts: list[list[int]], completions: list[list[int]], pad: int):
-    """Prompts left-padded to P, completions right-padded to C: `(N, P + C)` and masks."""
-    p = max(len(x) for x in prompts)
-    c = max(len(x) for x in completions)
-    n = len(prompts)
-    ids = torch.full((n, p + c), pad, dtype=torch.long)  # (N, P+C)
-    attention = torch.zeros((n, p + c), dtype=torch.long)  # (N, P+C)
-    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-        ids[i, p - len(prompt) : p] = torch.tensor(prompt)
-        ids[i, p : p + len(completion)] = torch.tensor(completion, dtype=torch.long)
-        attention[i, p - len(prompt) : p + len(completion)] = 1
-    completion_mask = attention[:, p:].clone()  # (N, C)
-    return ids.to(device()), attention.to(device()), completion_mask.to(device()), c
-
-
 class ReinforcementMethod:
     """Parameters: `policy`; `engine` (sampling on the policy's weights); `grading` and
     `grader`; `train`/`valid` prompts; `hp` (resolved); `seed`; `learning_rate`;
-    `reference` (frozen starting weights, full fine-tuning with beta > 0 only)."""
+    `reference` (frozen starting weights, full fine-tuning with beta > 0 only);
+    `workers` (this process's data-parallel rank: it trains on its share of each step)."""
 
     best_metric = "valid_reward_mean"
     higher_is_better = True
@@ -81,6 +78,7 @@ class ReinforcementMethod:
         learning_rate: float,
         reference: Any = None,
         response_format: dict[str, Any] | None = None,
+        workers: Workers | None = None,
     ) -> None:
         assert isinstance(hp.batch_size, int) and isinstance(hp.n_epochs, int)
         assert isinstance(hp.group_size, int) and isinstance(hp.max_completion_tokens, int)
@@ -88,6 +86,7 @@ class ReinforcementMethod:
         self.train, self.valid, self.hp, self.seed = train, valid, hp, seed
         self.learning_rate = learning_rate
         self.reference = reference
+        self.workers = workers or Workers()
         self.group = hp.group_size
         self.total_steps = hp.n_epochs * -(-len(train) // hp.batch_size)
         if hp.max_steps is not None:
@@ -108,6 +107,7 @@ class ReinforcementMethod:
             response_format=response_format,
         )
         self.stop_ids = engine.stop_token_ids
+        self.cache_kw = cache_keyword(policy.model)
         # A LoRA policy samples through its trainable adapter; full fine-tuning has none.
         self.adapter = None if policy.full else policy.model.active_adapter
         params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -122,28 +122,42 @@ class ReinforcementMethod:
         picked = step_indices(
             n=len(self.train), batch_size=self.hp.batch_size, step=step, seed=self.seed
         )
-        prompts = [self.train[i] for i in picked]
-        groups = self.sample(prompts, step, self.group)  # B lists of G completions
+        # This rank's share of the step's B prompts; whole groups, so advantages are unchanged.
+        lo, hi = self.workers.shard(len(picked))
+        prompts = [self.train[i] for i in picked[lo:hi]]
+        groups = self.sample(prompts, step, self.group, indices=range(lo, hi))  # b lists of G
         sampled = time.perf_counter()
-        grades = self.score(prompts, groups)  # B*G results, group-major
+        grades = self.score(prompts, groups)  # b*G results, group-major
         if self.hp.dynamic_sampling:
-            self._replace_flat_groups(step, prompts, groups, grades)
+            self._replace_flat_groups(step, prompts, groups, grades, first=lo)
         scored = time.perf_counter()
-        rewards = torch.tensor([g.score for g in grades], dtype=torch.float32)  # (B*G,)
-        advantages, stats = group_advantages(rewards, self.group, scale=self.hp.scale_rewards)
         flat = [c for group in groups for c in group]
-        loss_metrics = self.policy_update(prompts, flat, advantages)
+        outcomes = self.workers.gather(
+            [
+                _Outcome(g.score, len(c.token_ids), c.truncated, g.errors.any)
+                for c, g in zip(flat, grades, strict=True)
+            ]
+        )  # the whole step's B*G, group-major
+        rewards = torch.tensor([o.score for o in outcomes], dtype=torch.float32)  # (B*G,)
+        advantages, stats = group_advantages(rewards, self.group, scale=self.hp.scale_rewards)
+        mine = advantages[lo * self.group : hi * self.group]  # (b*G,)
+        loss_metrics = self.policy_update(prompts, flat, mine)
         done = time.perf_counter()
-        self._keep_rollouts(step, prompts, groups, grades)
+        self._keep_rollouts(step, prompts, groups, grades, first=lo)
         return self._step_metrics(
-            stats, flat, grades, loss_metrics, timing=(started, sampled, scored, done)
+            stats, outcomes, loss_metrics, timing=(started, sampled, scored, done)
         )
 
     def sample(
-        self, prompts: list[Prompt], step: int, n: int, *, first_index: int = 0
+        self, prompts: list[Prompt], step: int, n: int, *, indices: Sequence[int] | None = None
     ) -> list[list[Completion]]:
+        """`n` completions per prompt; prompt k draws from the stream of `indices[k]` (its
+        index in the step's whole batch: the same on any rank), by default its position."""
+        if not prompts:
+            return []
         self.policy.model.eval()
-        seeds = [_sample_seed(self.seed, step, first_index + i) for i in range(len(prompts))]
+        keys = range(len(prompts)) if indices is None else indices
+        seeds = [_sample_seed(self.seed, step, k) for k in keys]
         return self.engine.generate_groups(
             [p.ids for p in prompts], n, self.sampling, seeds=seeds, adapter=self.adapter
         )
@@ -160,15 +174,22 @@ class ReinforcementMethod:
                     )
                 )
                 items.append(prompt.item)
-        grades = self._loop.run_until_complete(
-            self.grading.grade_batch(self.grader, samples, items, grade_truncated=True)
-        )
+        grades = []
+        if samples:
+            grades = self._loop.run_until_complete(
+                self.grading.grade_batch(self.grader, samples, items, grade_truncated=True)
+            )
         failed = [g for g in grades if g.errors.any and not g.errors.truncated_observation_error]
-        if len(failed) > self.hp.grader_error_threshold * len(grades):
-            example = failed[0].errors.as_dict()
+        # Counted over every rank's samples, so all ranks stop together or none does.
+        counts = self.workers.gather(
+            [(len(failed), len(grades), failed[0].errors.as_dict() if failed else None)]
+        )
+        n_failed, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        if n_failed > self.hp.grader_error_threshold * n:
+            example = next(c[2] for c in counts if c[2] is not None)
             flags = [k for k, v in example.items() if v is True]
             raise GraderFailure(
-                f"The grader failed for {len(failed)} of {len(grades)} samples in one step "
+                f"The grader failed for {n_failed} of {n} samples in one step "
                 f"(errors: {', '.join(flags)}; details: "
                 f"{example.get('python_grader_runtime_error_details') or example.get('model_grader_server_error_details') or 'none'})."
             )
@@ -180,92 +201,84 @@ class ReinforcementMethod:
         prompts: list[Prompt],
         groups: list[list[Completion]],
         grades: list[GradeResult],
+        *,
+        first: int = 0,
     ) -> None:
         """DAPO's dynamic sampling (arXiv:2503.14476 §3.2): a group whose rewards are all
         equal carries no signal, so it is replaced, in place, by the group of another
-        prompt; at most two rounds, so a hard batch cannot stall the step."""
+        prompt; at most two rounds, so a hard batch cannot stall the step. Every rank
+        draws the same replacements from the whole step's rewards and samples those that
+        fall in its share (which starts at the step's prompt `first`)."""
         rng = random.Random(_sample_seed(self.seed, step, 7919))
         g = self.group
         for round_ in range(1, 3):
-            rewards = torch.tensor([x.score for x in grades])  # (B*G,)
+            rewards = torch.tensor(self.workers.gather([x.score for x in grades]))  # (B*G,)
             flat = [i for i, z in enumerate(zero_std_groups(rewards, g).tolist()) if z]
             if not flat:
                 return
             extra = [self.train[rng.randrange(len(self.train))] for _ in flat]
-            first = round_ * len(self.train)  # seeds apart from the step's own prompts
-            new_groups = self.sample(extra, step, g, first_index=first)
-            new_grades = self.score(extra, new_groups)
-            for k, i in enumerate(flat):
-                prompts[i], groups[i] = extra[k], new_groups[k]
-                grades[i * g : (i + 1) * g] = new_grades[k * g : (k + 1) * g]
+            base = round_ * len(self.train)  # seeds apart from the step's own prompts
+            mine = [k for k, i in enumerate(flat) if first <= i < first + len(prompts)]
+            new_groups = self.sample(
+                [extra[k] for k in mine], step, g, indices=[base + k for k in mine]
+            )
+            new_grades = self.score([extra[k] for k in mine], new_groups)
+            for m, k in enumerate(mine):
+                i = flat[k] - first
+                prompts[i], groups[i] = extra[k], new_groups[m]
+                grades[i * g : (i + 1) * g] = new_grades[m * g : (m + 1) * g]
 
     def policy_update(
         self, prompts: list[Prompt], flat: list[Completion], advantages: torch.Tensor
     ) -> dict[str, float]:
+        """One optimizer step on this rank's share (`prompts`, their completions `flat` and
+        advantages `(b*G,)`), gradients summed over the ranks."""
         model = self.policy.model
         model.train()
-        prompt_ids = [prompts[i // self.group].ids for i in range(len(flat))]
-        ids, attention, completion_mask, c = _pad_batch(
-            prompt_ids, [x.token_ids for x in flat], self.policy.tokenizer.pad_token_id
-        )
-        if self.hp.mask_truncated_completions:
-            completion_ids = ids[:, -c:]  # (N, C)
-            completion_mask = mask_truncated(completion_ids, completion_mask, self.stop_ids)
-        ref = self._reference_logps(ids, attention, c)  # (N, C) or None
-        logps, entropy = completion_logprobs(
-            model, ids, attention, c, temperature=self.hp.temperature
-        )
-        loss, metrics = grpo_loss(
-            logps,
-            advantages.to(logps.device),
-            completion_mask,
+        batch = None
+        if flat:
+            batch = RolloutBatch(
+                [p.ids for p in prompts],
+                [c.token_ids for c in flat],
+                pad_id=self.policy.tokenizer.pad_token_id,
+                temperature=self.hp.temperature,
+                cache_kw=self.cache_kw,
+            )
+        metrics, totals = shard_backward(
+            model,
+            batch,
+            advantages,
             self.loss_config,
-            ref_logps=ref,
-            entropy=entropy,
+            self.workers,
+            stop_ids=self.stop_ids if self.hp.mask_truncated_completions else None,
+            ref_logps=self._reference_logps(batch) if batch is not None else None,  # (N, C)
         )
-        loss.backward()
         params = [p for p in model.parameters() if p.requires_grad]
-        metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
-        self.optimizer.step()
+        metrics["grad_norm"] = apply_gradients(params, self.optimizer, self.workers)
         self.optimizer.zero_grad(set_to_none=True)
-        self.trained_tokens += int(completion_mask.sum())
+        self.trained_tokens += totals.tokens
         return metrics
 
     @torch.no_grad()
-    def _reference_logps(self, ids: torch.Tensor, attention: torch.Tensor, c: int):
+    def _reference_logps(self, batch: RolloutBatch) -> torch.Tensor | None:
         if self.hp.beta == 0.0:
             return None
         if self.reference is not None:
-            return completion_logprobs(
-                self.reference,
-                ids,
-                attention,
-                c,
-                temperature=self.hp.temperature,
-                with_entropy=False,
-            )[0]
+            return batch.logprobs(self.reference, with_entropy=False)[0]
         with self.policy.model.disable_adapter():
-            return completion_logprobs(
-                self.policy.model,
-                ids,
-                attention,
-                c,
-                temperature=self.hp.temperature,
-                with_entropy=False,
-            )[0]
+            return batch.logprobs(self.policy.model, with_entropy=False)[0]
 
     # -- metrics, evaluation, rollouts ----------------------------------------------------
     def _step_metrics(
         self,
         stats: dict[str, float],
-        flat: list[Completion],
-        grades: list[GradeResult],
+        outcomes: list[_Outcome],
         loss: dict[str, float],
         timing: tuple[float, float, float, float],
     ) -> dict[str, Any]:
         started, sampled, scored, done = timing
-        lengths = [len(c.token_ids) for c in flat]
-        errors = sum(1 for g in grades if g.errors.any)
+        lengths = [o.length for o in outcomes]
+        errors = sum(1 for o in outcomes if o.error)
         reward = stats["reward_mean"]
         return {
             # Bedrock's names
@@ -281,7 +294,7 @@ class ReinforcementMethod:
             "actor_pg_clipfrac": loss.get("clip_ratio/region_mean", 0.0),
             "actor_lr": self.learning_rate,
             "frac_reward_zero_std": stats["frac_reward_zero_std"],
-            "response_length_clip_ratio": sum(c.truncated for c in flat) / len(flat),
+            "response_length_clip_ratio": sum(o.truncated for o in outcomes) / len(outcomes),
             "grader_errors": errors,
             "step_time_s": done - started,
             "tokens_per_s": sum(lengths) / max(1e-9, sampled - started),
@@ -312,9 +325,11 @@ class ReinforcementMethod:
         if not self.valid:
             return {}
         assert isinstance(self.hp.eval_samples, int)
-        groups = self.sample(self.valid, -step, self.hp.eval_samples)
-        grades = self.score(self.valid, groups)
-        mean = sum(g.score for g in grades) / len(grades)
+        lo, hi = self.workers.shard(len(self.valid))
+        mine = self.valid[lo:hi]
+        groups = self.sample(mine, -step, self.hp.eval_samples, indices=range(lo, hi))
+        scores = self.workers.gather([g.score for g in self.score(mine, groups)])
+        mean = sum(scores) / len(scores)
         return {"valid_reward_mean": mean}
 
     def _keep_rollouts(
@@ -323,16 +338,20 @@ class ReinforcementMethod:
         prompts: list[Prompt],
         groups: list[list[Completion]],
         grades: list[GradeResult],
+        *,
+        first: int = 0,
     ) -> None:
-        keep = self.hp.rollouts_per_step
-        self.rollouts = []
+        """The first `rollouts_per_step` prompts of the step with their samples, gathered
+        from the ranks holding them (this one's share starts at prompt `first`)."""
+        keep = max(0, self.hp.rollouts_per_step - first)
+        rows = []
         for i, (prompt, group) in enumerate(zip(prompts[:keep], groups[:keep], strict=False)):
             for j, completion in enumerate(group):
                 grade = grades[i * self.group + j]
-                self.rollouts.append(
+                rows.append(
                     {
                         "step": step,
-                        "prompt_index": i,
+                        "prompt_index": first + i,
                         "sample_index": j,
                         "messages": prompt.messages,
                         "item": prompt.item,
@@ -348,6 +367,7 @@ class ReinforcementMethod:
                         },
                     }
                 )
+        self.rollouts = self.workers.gather(rows)
 
     def step_message(self, step: int, metrics: dict[str, Any]) -> str:
         return f"Step {step}/{self.total_steps}: training metrics"

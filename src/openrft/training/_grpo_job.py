@@ -15,6 +15,7 @@ from openrft.inference import Engine, TextEmbedder
 from openrft.methods import ReinforcementHyperparameters, base_learning_rate, resolve_reinforcement
 from openrft.store import JobRow, Store
 from openrft.training._chat_data import prompt_ids
+from openrft.training._data_parallel import Workers
 from openrft.training._grpo import GraderFailure, Prompt, ReinforcementMethod
 from openrft.training._loop import run_loop
 from openrft.training._model import load_policy
@@ -52,7 +53,9 @@ def _grading(settings: Settings) -> GradingService:
     )
 
 
-def run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> str:
+def run_reinforcement(
+    runtime: JobRuntime, store: Store, settings: Settings, workers: Workers | None = None
+) -> str:
     job = runtime.job
     body = job.method["reinforcement"]
     raw = ReinforcementHyperparameters.model_validate(body["hyperparameters"])
@@ -103,13 +106,14 @@ def run_reinforcement(runtime: JobRuntime, store: Store, settings: Settings) -> 
             learning_rate=lr * hp.learning_rate_multiplier,
             reference=reference,
             response_format=body.get("response_format"),
+            workers=workers,
         )
     except BaseException:
         engine.close()
         asyncio.run(grading.aclose())
         raise
     try:
-        return run_loop(runtime, method, hp)  # type: ignore[arg-type]
+        return run_loop(runtime, method, hp, workers)  # type: ignore[arg-type]
     except GraderFailure as exc:
         runtime.fail("grader_error", str(exc))
         runtime.release()

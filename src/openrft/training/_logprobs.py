@@ -13,7 +13,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["completion_logprobs", "token_entropy", "token_logprobs"]
+__all__ = [
+    "completion_logprobs",
+    "group_completion_logprobs",
+    "pack_groups",
+    "packed_group_logprobs",
+    "token_entropy",
+    "token_logprobs",
+]
 
 # Elements of one block of logits rows (64 MiB in fp32): bounds the temporaries of logsumexp.
 _BLOCK_ELEMENTS = 1 << 24
@@ -105,3 +112,190 @@ def completion_logprobs(
     with torch.no_grad():
         entropy = token_entropy(logits, temperature)  # (B, C)
     return logps, entropy
+
+
+def group_completion_logprobs(
+    model: Any,
+    prompts: list[list[int]],
+    completions: list[list[int]],
+    *,
+    pad_id: int,
+    cache_kw: str,
+    temperature: float = 1.0,
+    with_entropy: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """`completion_logprobs` for GRPO's layout: B prompts, each followed by G completions
+    (group-major, `len(completions) == B * G`), with each prompt run through the model once.
+
+    The prompts' forward pass (left-padded, as the engine prefills) fills a KV cache that
+    is repeated G times and read by the completions' pass; gradients flow back through
+    the repeat into the prompt positions, summed over the group. The result equals the
+    full `(B*G, P+C)` forward up to float rounding, at the cost of B prompt passes instead
+    of B*G: with short answers to long prompts, most of a step's work.
+
+    Returns log-probabilities `(B*G, C)` of the completion tokens (right-padded to C with
+    `pad_id`; mask them with the completion mask) and their entropies (no gradient).
+    """
+    from transformers import DynamicCache
+
+    b, n = len(prompts), len(completions)
+    assert n % b == 0, f"{n} completions do not split into groups of {b} prompts"
+    g = n // b
+    device = next(model.parameters()).device
+    p = max(len(x) for x in prompts)
+    c = max(len(x) for x in completions)
+    prompt_ids = torch.full((b, p), pad_id, dtype=torch.long)  # (B, P)
+    prompt_mask = torch.zeros((b, p), dtype=torch.long)  # (B, P)
+    for i, ids in enumerate(prompts):
+        prompt_ids[i, p - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        prompt_mask[i, p - len(ids) :] = 1
+    tokens = torch.full((n, c), pad_id, dtype=torch.long)  # (N, C)
+    for i, ids in enumerate(completions):
+        tokens[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    prompt_ids, prompt_mask, tokens = (
+        prompt_ids.to(device),
+        prompt_mask.to(device),
+        tokens.to(device),
+    )
+
+    cache = DynamicCache()
+    first = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_kw: cache},
+    ).logits  # (B, 1, V): predicts each completion's first token
+    group = torch.arange(b, device=device).repeat_interleave(g)  # (N,) prompt of each row
+    pieces = [(first.index_select(0, group), tokens[:, :1])]  # (N, 1, V), (N, 1)
+    if c > 1:
+        for layer in cache.layers:
+            layer.keys = layer.keys.index_select(0, group)  # (N, H, P, D)
+            layer.values = layer.values.index_select(0, group)
+        # The last completion token predicts nothing: feed tokens 0..C-2 only.
+        lengths = prompt_mask.sum(-1).index_select(0, group)  # (N,)
+        positions = lengths.unsqueeze(1) + torch.arange(c - 1, device=device)  # (N, C-1)
+        mask = torch.cat(
+            [prompt_mask.index_select(0, group), torch.ones_like(tokens[:, :-1])], dim=1
+        )  # (N, P+C-1); right padding is never attended to by a real token
+        rest = model(
+            input_ids=tokens[:, :-1],
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_kw: cache},
+        ).logits  # (N, C-1, V)
+        pieces.append((rest, tokens[:, 1:]))
+    # Per piece, so the (N, C, V) logits are never concatenated into a second copy.
+    logps = torch.cat([token_logprobs(z, y, temperature) for z, y in pieces], dim=1)  # (N, C)
+    if not with_entropy:
+        return logps, None
+    with torch.no_grad():
+        entropy = torch.cat([token_entropy(z, temperature) for z, _ in pieces], dim=1)  # (N, C)
+    return logps, entropy
+
+
+def _position_stats(logits: Tensor, temperature: float, with_entropy: bool):
+    """`logsumexp` and (no-grad) entropy of `softmax(logits / T)` per position: `(B, K, V)` →
+    `(B, K)` each, a block at a time."""
+    rows = _block_rows(logits, temperature)
+    lse, entropy = [], []
+    for block in _row_blocks(logits, temperature, rows):
+        lse.append(block.logsumexp(-1).reshape(-1))
+        if with_entropy:
+            with torch.no_grad():
+                logp = block.log_softmax(-1)
+                entropy.append(-(logp.exp() * logp).sum(-1).reshape(-1))
+    shape = logits.shape[:-1]
+    return torch.cat(lse).view(shape), torch.cat(entropy).view(shape) if with_entropy else None
+
+
+def pack_groups(lengths: list[int], budget: int) -> list[list[int]]:
+    """Groups (by their token counts) into rows of at most `budget` tokens, first fit in
+    order; a group longer than the budget gets a row of its own."""
+    rows: list[list[int]] = []
+    used: list[int] = []
+    for i, n in enumerate(lengths):
+        for r, u in enumerate(used):
+            if u + n <= budget:
+                rows[r].append(i)
+                used[r] += n
+                break
+        else:
+            rows.append([i])
+            used.append(n)
+    return rows
+
+
+def packed_group_logprobs(
+    model: Any,
+    prompts: list[list[int]],
+    completions: list[list[int]],
+    *,
+    pad_id: int,
+    row_tokens: int = 512,
+    temperature: float = 1.0,
+    with_entropy: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """`group_completion_logprobs` without padding: each group is its prompt once and then
+    its G completions back to back, each completion seeing its prompt and itself only (a
+    block mask) at the positions right after the prompt (RoPE as if it ran alone); groups
+    are packed into rows of up to `row_tokens` tokens, so ragged completions and prompts
+    cost what their tokens cost.
+
+    The mask is `(R, 1, L, L)` for R rows of L tokens: keep `row_tokens` short (attention
+    runs over whole rows). Returns `(B*G, C)` log-probabilities (right-padded to the
+    longest completion) and entropies, like the other forms.
+    """
+    b, n = len(prompts), len(completions)
+    assert n % b == 0, f"{n} completions do not split into groups of {b} prompts"
+    g = n // b
+    device = next(model.parameters()).device
+    c = max(len(x) for x in completions)
+    sizes = [
+        len(prompts[i]) + sum(len(x) for x in completions[i * g : (i + 1) * g]) for i in range(b)
+    ]
+    rows = pack_groups(sizes, row_tokens)
+    width = max(sum(sizes[i] for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (R, L)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)  # (R, L)
+    allow = torch.eye(width, dtype=torch.bool).repeat(
+        len(rows), 1, 1
+    )  # (R, L, L); pads see themselves
+    # For completion token (j, k): its row, and the position whose logits predict it.
+    row_of = torch.zeros((n,), dtype=torch.long)  # (N,)
+    source = torch.zeros((n, c), dtype=torch.long)  # (N, C)
+    tokens = torch.full((n, c), pad_id, dtype=torch.long)  # (N, C)
+    for r, groups in enumerate(rows):
+        start = 0
+        for i in groups:
+            p, at = len(prompts[i]), start
+            prompt = slice(at, at + p)
+            ids[r, prompt] = torch.tensor(prompts[i], dtype=torch.long)
+            positions[r, prompt] = torch.arange(p)
+            allow[r, prompt, prompt] = torch.ones(p, p, dtype=torch.bool).tril()
+            start += p
+            for j in range(i * g, (i + 1) * g):
+                k = len(completions[j])
+                span = slice(start, start + k)
+                ids[r, span] = torch.tensor(completions[j], dtype=torch.long)
+                positions[r, span] = torch.arange(p, p + k)
+                allow[r, span, prompt] = True
+                allow[r, span, span] = torch.ones(k, k, dtype=torch.bool).tril()
+                tokens[j, :k] = ids[r, span]
+                row_of[j] = r
+                # Token 0 is predicted by the prompt's last position, token t by token t - 1.
+                source[j, :k] = torch.tensor([at + p - 1, *range(start, start + k - 1)])
+                start += k
+    logits = model(
+        input_ids=ids.to(device),
+        attention_mask=allow.unsqueeze(1).to(device),  # (R, 1, L, L), True = attend
+        position_ids=positions.to(device),
+        use_cache=False,
+    ).logits  # (R, L, V)
+    rows_ix, cols = row_of.unsqueeze(1).expand(n, c).to(device), source.to(device)  # (N, C)
+    picked = logits[rows_ix, cols, tokens.to(device)]  # (N, C): the tokens' raw logits
+    lse, entropy = _position_stats(logits, temperature, with_entropy)  # (R, L) each
+    logps = picked.float() / temperature - lse[rows_ix, cols]  # (N, C)
+    return logps, entropy[rows_ix, cols] if entropy is not None else None

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from openrft.store import now
 from openrft.training._checkpoint import load_state, rng_state, save_state, set_rng_state
+from openrft.training._data_parallel import Workers
 from openrft.training._model import Policy, load_weights_into, save_weights
 from openrft.training._runtime import JobRuntime
 
@@ -68,7 +69,9 @@ def _save(
         numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         runtime.save_checkpoint(step, folder, numeric, weights_format=method.policy.weights_format)
     runtime.prune_checkpoints(
-        keep=3, metric=method.best_metric, higher_is_better=method.higher_is_better
+        keep=runtime.keep_checkpoints,
+        metric=method.best_metric,
+        higher_is_better=method.higher_is_better,
     )
 
 
@@ -83,18 +86,21 @@ def resume(runtime: JobRuntime, method: Method) -> tuple[int, list[dict[str, Any
     method.load_state_dict(state["method"])
     method.trained_tokens = state["trained_tokens"]
     set_rng_state(state["rng"])
-    runtime.store.jobs.drop_events_after(runtime.job.id, row.step_number)
-    runtime.event(
-        f"Resumed from the checkpoint at step {row.step_number}",
-        key=f"resumed-{row.step_number}-{runtime.token}",
-        step=row.step_number,
-    )
+    runtime.resumed(row.step_number)
     return row.step_number, list(state["history"])
 
 
-def run_loop(runtime: JobRuntime, method: Method, hp: LoopSettings) -> str:
-    """Train to the end or to a stop; returns "succeeded", "paused", "cancelled", ..."""
+def run_loop(
+    runtime: JobRuntime, method: Method, hp: LoopSettings, workers: Workers | None = None
+) -> str:
+    """Train to the end or to a stop; returns "succeeded", "paused", "cancelled", ...
+
+    With data-parallel `workers`, every rank runs this loop; rank 0 decides when to stop
+    and tells the others, and alone saves checkpoints and the final model."""
+    workers = workers or Workers()
     start, history = resume(runtime, method)
+    # Rank 0's weights everywhere: a fresh LoRA adapter is random, and all ranks must agree.
+    workers.broadcast_parameters([p for p in method.policy.model.parameters() if p.requires_grad])
     total = method.total_steps
     runtime.update(status="running", total_steps=total, started_at=runtime.job.started_at or now())
     runtime.event("Fine-tuning job started", key="started")
@@ -107,18 +113,20 @@ def run_loop(runtime: JobRuntime, method: Method, hp: LoopSettings) -> str:
         runtime.metrics(step, total, metrics, method.step_message(step, metrics))
         rollouts = getattr(method, "rollouts", None)
         if rollouts:
-            runtime.store.jobs.add_rollouts(runtime.job.id, step, rollouts)
+            runtime.rollouts(step, rollouts)
         per_step = (time.monotonic() - started) / (step - start)
         runtime.update(
             estimated_finish=now() + int(per_step * (total - step)),
             trained_tokens=method.trained_tokens,
         )
-        reason = runtime.stop_reason()
-        early = method.should_stop_early(history)
+        reason, early = workers.broadcast(
+            (runtime.stop_reason(), method.should_stop_early(history))
+        )
         if reason == "lost" or reason == "cancel":
             runtime.release()
             return "cancelled" if reason == "cancel" else "lost"
-        if step % hp.checkpoint_interval == 0 or step == total or early or reason:
+        saving = step % hp.checkpoint_interval == 0 or step == total or early or reason
+        if saving and workers.is_leader:
             _save(runtime, method, step, history, metrics)
         if reason == "pause":
             runtime.release(control=None)
@@ -139,6 +147,8 @@ def run_loop(runtime: JobRuntime, method: Method, hp: LoopSettings) -> str:
                 key="early-stop",
             )
             break
+    if not workers.is_leader:
+        return "succeeded"
     with tempfile.TemporaryDirectory() as tmp:
         save_weights(method.policy, Path(tmp))
         runtime.finish(

@@ -8,6 +8,7 @@ denominator and follow TRL 1.16's `GRPOTrainer._compute_loss` exactly, accumulat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -22,33 +23,49 @@ __all__ = [
     "ImportanceSamplingLevel",
     "LossType",
     "PolicyLossConfig",
+    "StepTotals",
     "grpo_loss",
     "k3_kl",
     "mask_truncated",
+    "merge_shard_metrics",
 ]
+
+
+class StepTotals(NamedTuple):
+    """Counts over the whole optimizer step, when a data-parallel rank computes its shard's
+    share of the loss: the shares then sum over the ranks to the one-process loss."""
+
+    sequences: int
+    tokens: int  # active completion tokens
 
 
 class _Normalizers(NamedTuple):
     max_completion_length: int | None
     num_items_in_batch: Tensor  # () active tokens of the whole optimizer step
     accumulation_steps: int
+    step: StepTotals | None  # the whole step's counts when this is a data-parallel shard
 
 
 def _grpo(x: Tensor, mask: Tensor, n: _Normalizers) -> Tensor:
     """Mean over each sequence's own tokens, then over sequences (the GRPO paper, eq. 3)."""
     per_seq = (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # (B,)
+    if n.step is not None:
+        return per_seq.sum() / n.step.sequences  # ()
     return per_seq.mean() / n.accumulation_steps  # ()
 
 
 def _bnpo(x: Tensor, mask: Tensor, n: _Normalizers) -> Tensor:
-    """Token mean over the micro-batch (TRL's `bnpo`)."""
+    """Token mean over the micro-batch (TRL's `bnpo`); over the whole step for a shard."""
+    if n.step is not None:
+        return (x * mask).sum() / max(n.step.tokens, 1)  # ()
     return (x * mask).sum() / mask.sum().clamp(min=1.0) / n.accumulation_steps  # ()
 
 
 def _dr_grpo(x: Tensor, mask: Tensor, n: _Normalizers) -> Tensor:
     """Token sum over a constant `B * max_completion_length` (Dr. GRPO, arXiv:2503.20783 §3.1)."""
     assert n.max_completion_length is not None, "dr_grpo needs max_completion_length"
-    return (x * mask).sum() / (x.size(0) * n.max_completion_length) / n.accumulation_steps  # ()
+    sequences = x.size(0) if n.step is None else n.step.sequences
+    return (x * mask).sum() / (sequences * n.max_completion_length) / n.accumulation_steps  # ()
 
 
 def _dapo(x: Tensor, mask: Tensor, n: _Normalizers) -> Tensor:
@@ -218,6 +235,7 @@ def grpo_loss(
     entropy: Tensor | None = None,
     num_items_in_batch: Tensor | int | None = None,
     accumulation_steps: int = 1,
+    step_totals: StepTotals | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """This micro-batch's share of the step's GRPO loss, and its metrics.
 
@@ -225,12 +243,18 @@ def grpo_loss(
     `old_logps=None` means the rollout policy is the current one (ratio 1, as TRL with μ=1).
     `num_items_in_batch` is the count of active tokens of the whole optimizer step (for `dapo`);
     `loss` and `pg_loss` sum over the `accumulation_steps` micro-batches to the step's value.
+    `step_totals` makes this a data-parallel shard's share instead: every loss type then
+    divides by the whole step's counts, and the shares sum over the ranks to the step's value.
     """
     mask = mask.to(logps.dtype)  # (B, T)
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)  # (B, 1)
     if old_logps is None:
         old_logps = logps.detach()  # (B, T)
+    if step_totals is not None:
+        if accumulation_steps != 1 or num_items_in_batch is not None:
+            raise ValueError("step_totals replaces num_items_in_batch and accumulation_steps")
+        num_items_in_batch = step_totals.tokens
     if num_items_in_batch is None:
         if accumulation_steps != 1:
             raise ValueError(
@@ -238,7 +262,10 @@ def grpo_loss(
             )
         num_items_in_batch = mask.sum()  # ()
     norm = _Normalizers(
-        config.max_completion_length, torch.as_tensor(num_items_in_batch), accumulation_steps
+        config.max_completion_length,
+        torch.as_tensor(num_items_in_batch),
+        accumulation_steps,
+        step_totals,
     )
     aggregate = _AGGREGATIONS[config.loss_type]
     weigh = _IMPORTANCE[config.importance_sampling_level]
@@ -259,3 +286,23 @@ def grpo_loss(
     names = list(metrics)
     values = torch.stack([metrics[k].detach().float() for k in names]).tolist()  # one device sync
     return loss, dict(zip(names, values, strict=True))
+
+
+def merge_shard_metrics(shards: list[tuple[dict[str, float], int]]) -> dict[str, float]:
+    """One step's metrics from its data-parallel shards' `(metrics, active tokens)`: the loss
+    shares add up, extremes take the extreme, and token means are weighted by tokens, as
+    `grpo_loss` on the whole step would report them. Shards without sequences are `({}, 0)`."""
+    shards = [(m, t) for m, t in shards if m]
+    tokens = sum(t for _, t in shards)
+    out: dict[str, float] = {}
+    for name in shards[0][0]:
+        values = [m[name] for m, _ in shards]
+        if name in ("loss", "pg_loss"):
+            out[name] = sum(values)
+        elif name.endswith(("_min", "_max")):
+            kept = [v for v in values if not math.isnan(v)]
+            pick = min if name.endswith("_min") else max
+            out[name] = pick(kept) if kept else float("nan")
+        else:
+            out[name] = sum(m[name] * t for m, t in shards) / max(tokens, 1)
+    return out

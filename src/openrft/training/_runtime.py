@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from openrft.store import CheckpointRow, JobRow, ModelRow, Store, new_id, now
+from openrft.training._tracking import Tracking, trackers_for
 
-__all__ = ["JobRuntime", "model_name"]
+__all__ = ["FollowerRuntime", "JobRuntime", "model_name"]
 
 log = logging.getLogger("openrft.training")
 
@@ -33,20 +34,44 @@ def model_name(job: JobRow, step: int | None = None) -> str:
 
 class JobRuntime:
     """Parameters: `store`; `job` (the row as leased); `token` (the lease token);
-    `lease_ttl` and `heartbeat_s` (seconds)."""
+    `lease_ttl` and `heartbeat_s` (seconds); `keep_checkpoints` (the best kept, beside
+    the newest, when older ones are pruned: the project's retention setting);
+    `tensorboard` (write TensorBoard event files beside the job's checkpoints)."""
 
     def __init__(
-        self, *, store: Store, job: JobRow, token: str, lease_ttl: float, heartbeat_s: float
+        self,
+        *,
+        store: Store,
+        job: JobRow,
+        token: str,
+        lease_ttl: float,
+        heartbeat_s: float,
+        keep_checkpoints: int = 3,
+        tensorboard: bool = True,
     ) -> None:
         self.store = store
         self.job = job
         self.token = token
+        self.keep_checkpoints = keep_checkpoints
         self._lease_ttl = lease_ttl
         self._heartbeat_s = heartbeat_s
         self._drain = threading.Event()
         self._lost = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._failed = False
+        self.tracking = Tracking(
+            trackers=trackers_for(
+                job.integrations,
+                job_id=job.id,
+                base_model=job.base_model,
+                # Not `path()`: with an object store that would download the job's checkpoints.
+                folder=store.blobs.local_dir(f"jobs/{job.id}"),
+                tensorboard=tensorboard,
+            ),
+            config=self._tracking_config,
+            warn=lambda key, message: self.event(message, level="warn", key=key),
+        )
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -54,6 +79,7 @@ class JobRuntime:
         self._thread.start()
 
     def close(self) -> None:
+        self.tracking.close(failed=self._failed)
         self._done.set()
         self._thread.join(timeout=5)
 
@@ -109,6 +135,18 @@ class JobRuntime:
             raise ValueError(f"every training example is longer than {limit} tokens")
         return kept
 
+    def resumed(self, step: int) -> None:
+        """A restart from checkpoint `step`: events of later steps are redone, so dropped."""
+        self.store.jobs.drop_events_after(self.job.id, step)
+        self.event(
+            f"Resumed from the checkpoint at step {step}",
+            key=f"resumed-{step}-{self.token}",
+            step=step,
+        )
+
+    def rollouts(self, step: int, rows: list[dict[str, Any]]) -> None:
+        self.store.jobs.add_rollouts(self.job.id, step, rows)
+
     def metrics(self, step: int, total: int, data: dict[str, Any], message: str) -> None:
         """One metrics event per step: a redone step (after a crash) replaces nothing twice."""
         payload = {"step": step, "total_steps": total, **data}
@@ -120,6 +158,23 @@ class JobRuntime:
             step=step,
             dedupe_key=f"metrics-{step}",
         )
+        self.tracking.log(step, payload)
+
+    def _tracking_config(self) -> dict[str, Any]:
+        """What a tracked run records as its config: the job with its hyperparameters as
+        resolved ("auto" replaced), read when the first step is logged."""
+        job = self.store.jobs.by_id(self.job.id)
+        return {
+            "job_id": job.id,
+            "model": job.model,
+            "base_model": job.base_model,
+            "method": job.method["type"],
+            "hyperparameters": job.method.get(job.method["type"], {}).get("hyperparameters", {}),
+            "training_file": job.training_file,
+            "validation_file": job.validation_file,
+            "seed": job.seed,
+            "suffix": job.suffix,
+        }
 
     # -- checkpoints and the final model -----------------------------------------------
     def _register(self, *, source: str, step: int | None, weights_format: str) -> ModelRow:
@@ -231,9 +286,53 @@ class JobRuntime:
         return file_id
 
     def fail(self, code: str, message: str) -> None:
+        self._failed = True
         self.update(
             status="failed",
             finished_at=now(),
             error={"code": code, "message": message, "param": None},
         )
         self.event(message, level="error", key="failed")
+
+
+class FollowerRuntime(JobRuntime):
+    """What a data-parallel rank other than 0 sees of its job: it reads the job, its files
+    and checkpoints, and writes nothing; rank 0 holds the lease, writes events, metrics and
+    checkpoints, and broadcasts each step's stop decision (`run_loop`). SIGTERM is left to
+    rank 0 too: a drain stops every rank at the same step."""
+
+    def __init__(self, *, store: Store, job: JobRow, token: str) -> None:
+        self.store, self.job, self.token = store, job, token
+        self.keep_checkpoints = 0
+
+    def start(self) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def close(self) -> None:
+        pass
+
+    def stop_reason(self) -> str | None:
+        return None
+
+    def update(self, **fields: Any) -> bool:
+        return True
+
+    def release(self, **fields: Any) -> None:
+        pass
+
+    def event(
+        self, message: str, *, level: str = "info", key: str | None = None, step: int | None = None
+    ) -> None:
+        pass
+
+    def resumed(self, step: int) -> None:
+        pass
+
+    def rollouts(self, step: int, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    def metrics(self, step: int, total: int, data: dict[str, Any], message: str) -> None:
+        pass
+
+    def fail(self, code: str, message: str) -> None:
+        pass

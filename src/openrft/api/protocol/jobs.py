@@ -3,13 +3,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from openrft.store import CheckpointRow, JobEventRow, JobRow, RolloutRow
 
-__all__ = ["JobCreate", "checkpoint_object", "event_object", "job_object", "rollout_object"]
+__all__ = [
+    "Integration",
+    "JobCreate",
+    "checkpoint_object",
+    "event_object",
+    "job_object",
+    "rollout_object",
+]
+
+
+class WandbSettings(BaseModel):
+    """`openai.types.fine_tuning.FineTuningJobWandbIntegration`: `name` defaults to the job
+    id when the run is made; the stored settings keep what the request said."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(min_length=1)
+    name: str | None = None
+    entity: str | None = None
+    tags: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+class Integration(BaseModel):
+    """`FineTuningJobWandbIntegrationObject`, the only integration type OpenAI defines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["wandb"]
+    wandb: WandbSettings
 
 
 class JobCreate(BaseModel):
@@ -23,7 +51,7 @@ class JobCreate(BaseModel):
     suffix: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     seed: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
     metadata: dict[str, str] | None = None
-    integrations: list[dict[str, Any]] | None = None
+    integrations: list[Integration] | None = None
     method: dict[str, Any] | None = None
     hyperparameters: dict[str, Any] | None = None
 
@@ -37,6 +65,14 @@ class JobCreate(BaseModel):
         for k, v in value.items():
             if len(k) > 64 or len(v) > 512:
                 raise ValueError("keys are at most 64 characters and values at most 512")
+        return value
+
+    @field_validator("integrations")
+    @classmethod
+    def _one_run_per_type(cls, value: list[Integration] | None) -> list[Integration] | None:
+        # A job's metrics go to one run; two wandb entries would log every step twice.
+        if value is not None and len({i.type for i in value}) < len(value):
+            raise ValueError("at most one integration of each type")
         return value
 
 

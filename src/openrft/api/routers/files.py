@@ -6,14 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from openrft.api.auth import current_project
 from openrft.api.protocol.common import cursor_page
 from openrft.api.protocol.files import UPLOAD_PURPOSES, FileOrder, file_deleted, file_object
+from openrft.api.services.quotas import check_storage
 from openrft.api.services.uploads import ParsedUpload, receive_upload
 from openrft.errors import InvalidRequest
-from openrft.store import Store, now
+from openrft.store import LocalBlobStore, Store, now
 
 __all__ = ["router"]
 
@@ -58,6 +59,12 @@ def _check_upload(upload: ParsedUpload) -> tuple[str, int | None]:
         )
     if upload.filename is None:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file")
+    # What the `files.filename` column holds on every backend (PostgreSQL enforces both).
+    if len(upload.filename) > 1024 or "\x00" in upload.filename:
+        raise InvalidRequest(
+            "The file name must be at most 1024 characters long, with no NUL character.",
+            param="file",
+        )
     if purpose == "fine-tune":
         if not upload.filename.endswith(".jsonl"):
             raise InvalidRequest(
@@ -82,6 +89,8 @@ async def create_file(request: Request, project: str = Depends(current_project))
             max_line_bytes=settings.max_line_bytes,
         )
         purpose, expires_at = _check_upload(upload)
+        # Checked once the size is known: the body is streamed, never held in memory.
+        await run_in_threadpool(lambda: check_storage(store, project, settings, adding=upload.size))
     except BaseException:
         writer.abort()
         raise
@@ -126,10 +135,18 @@ def retrieve_file(
 @router.get("/{file_id}/content")
 def file_content(
     request: Request, file_id: str, project: str = Depends(current_project)
-) -> FileResponse:
+) -> Response:
     store = _store(request)
     row = store.files.get(project, file_id)
-    return FileResponse(store.files.path(row), media_type="application/octet-stream")
+    if isinstance(store.blobs, LocalBlobStore):
+        return FileResponse(store.files.path(row), media_type="application/octet-stream")
+    # From an object store, chunk by chunk as they arrive: a big file is never first
+    # copied to local disk (StreamingResponse iterates a plain iterator in a thread).
+    return StreamingResponse(
+        store.blobs.iter_bytes(row.blob_key),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(row.bytes)},
+    )
 
 
 @router.delete("/{file_id}")

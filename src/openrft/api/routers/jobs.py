@@ -16,6 +16,7 @@ from openrft.api.protocol.jobs import (
     rollout_object,
 )
 from openrft.api.services.jobs import create_job
+from openrft.api.services.quotas import check_concurrent_jobs
 from openrft.store import Store
 
 __all__ = ["router"]
@@ -31,6 +32,7 @@ def _store(request: Request) -> Store:
 def create(
     request: Request, body: JobCreate, project: str = Depends(current_project)
 ) -> dict[str, Any]:
+    check_concurrent_jobs(_store(request), project, request.app.state.settings)
     row = create_job(_store(request), project, body, check_grader=request.app.state.check_grader)
     request.app.state.wake_scheduler()
     return job_object(row)
@@ -74,6 +76,16 @@ def _control(action: str):  # noqa: ANN202 - a route function
 
 for _action in ("cancel", "pause", "resume"):
     router.add_api_route(f"/{{job_id}}/{_action}", _control(_action), methods=["POST"])
+
+
+@router.delete("/{job_id}")
+def delete(
+    request: Request, job_id: str, project: str = Depends(current_project)
+) -> dict[str, Any]:
+    """An openrft extension: delete a finished job with its events, checkpoints, rollouts,
+    fine-tuned models, result files and weights."""
+    _store(request).retention.delete_job(project, job_id)
+    return {"id": job_id, "object": "fine_tuning.job", "deleted": True}
 
 
 @router.get("/{job_id}/events")

@@ -74,7 +74,7 @@ def create_job(
         suffix=body.suffix,
         seed=body.seed if body.seed is not None else secrets.randbelow(2_147_483_647),
         job_metadata=body.metadata,
-        integrations=body.integrations,
+        integrations=[i.model_dump() for i in body.integrations] if body.integrations else None,
         method=spec.to_json(),
         status="validating_files",
         created_at=now(),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from openrft.datasets import DatasetSummary, JsonlChecker
 from openrft.errors import InvalidRequest, OpenRFTError, PayloadTooLarge
-from openrft.store import BlobWriter
+from openrft.store import BlobUpload
 
 __all__ = ["ParsedUpload", "receive_upload"]
 
@@ -36,7 +36,7 @@ class ParsedUpload:
 class _Parser:
     """Callbacks for python-multipart; runs in a worker thread, one chunk at a time."""
 
-    def __init__(self, boundary: bytes, writer: BlobWriter, *, max_bytes: int, max_line: int):
+    def __init__(self, boundary: bytes, writer: BlobUpload, *, max_bytes: int, max_line: int):
         self.out = ParsedUpload()
         self._writer = writer
         self._max_bytes = max_bytes
@@ -115,7 +115,7 @@ class _Parser:
 
 
 async def receive_upload(
-    request: Request, writer: BlobWriter, *, max_bytes: int, max_line_bytes: int
+    request: Request, writer: BlobUpload, *, max_bytes: int, max_line_bytes: int
 ) -> ParsedUpload:
     """Parse the request body into `writer`; on any error the caller aborts the writer."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))

@@ -1,0 +1,274 @@
+"""Jobs through the Ray executor, on a real local Ray cluster (`ray start --head`, 2 CPUs):
+end to end, cancel, pause/resume, and a worker killed mid-job resuming elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from support import Server, free_port, run_cli
+from support.jobs import (
+    ALL_PAIRS,
+    addition_lines,
+    metrics_events,
+    upload,
+    wait_for,
+    wait_for_step,
+    worker_pid,
+)
+
+pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'openrft[ray]')")
+
+
+def start_job(client: openai.OpenAI, *, n_epochs: int, seed: int = 11) -> str:
+    """100 examples in batches of 10: 10 steps an epoch, a checkpoint every 5."""
+    train = upload(client, addition_lines(ALL_PAIRS, answer=True))
+    hp = {"n_epochs": n_epochs, "batch_size": 10, "checkpoint_interval": 5}
+    return client.fine_tuning.jobs.create(
+        model="tiny",
+        training_file=train,
+        seed=seed,
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+    ).id
+
+
+def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int) -> None:
+    seen = sorted(e.data["step"] for e in metrics_events(client, job_id))
+    assert seen == list(range(1, steps + 1))
+
+
+class RayCluster:
+    """A one-node Ray cluster on loopback, in its own session so stopping it stops only it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        # Short: Ray puts unix sockets under it (a socket path has ~100 bytes).
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="rft-ray-", dir="/tmp"))
+        self.log = self.temp_dir / "ray-start.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> RayCluster:
+        ray = Path(sys.executable).parent / "ray"
+        # --block keeps `ray start` in the foreground as the parent of the cluster's
+        # processes, so SIGTERM to it stops this cluster and no other (`ray stop` would
+        # stop every Ray cluster of this user on the machine). Fixed default ports are
+        # made free ones, so two test runs do not collide.
+        ports = {
+            "--dashboard-port": free_port(),
+            "--ray-client-server-port": free_port(),
+            "--dashboard-agent-listen-port": free_port(),
+        }
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(ray), "start", "--head", "--block",
+                    "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                    "--num-cpus", "2", "--num-gpus", "0",
+                    "--include-dashboard=false", "--disable-usage-stats",
+                    "--temp-dir", str(self.temp_dir),
+                    *(str(x) for pair in ports.items() for x in pair),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while "will now block forever" not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ray start failed:\n{self.log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        return self
+
+    def session_pids(self) -> list[int]:
+        """Every live process of this cluster: all share the session `ray start` opened
+        (Ray's workers take their own process group, but not their own session)."""
+        assert self.proc is not None
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getsid(int(entry.name)) == self.proc.pid:
+                        pids.append(int(entry.name))
+                except ProcessLookupError:
+                    pass
+        return pids
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # drains and stops the node's processes
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=60)
+        for pid in self.session_pids():  # whatever outlived the drain
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[RayCluster]:
+    cluster = RayCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def ray_env(cluster: RayCluster) -> dict[str, str]:
+    """A server whose jobs run on `cluster` (the same as `--executor ray --ray-address`)."""
+    return {
+        "OPENRFT_EXECUTOR": "ray",
+        "OPENRFT_RAY_ADDRESS": cluster.address,
+        "OPENRFT_LEASE_TTL_S": "4",
+        "OPENRFT_HEARTBEAT_S": "0.5",
+        "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_server(
+    ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("ray-jobs")
+    run_cli("models", "init", "tiny", data_dir=data_dir)
+    srv = Server(data_dir, env=ray_env(ray_cluster)).start()
+    yield srv
+    srv.stop()
+
+
+def assert_runs_under_ray(cluster: RayCluster, job_id: str) -> int:
+    """The job's worker is a child of a Ray actor of this cluster, not of the server."""
+    pid = worker_pid(job_id)
+    assert pid in cluster.session_pids()
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"ray::WorkerProcess")
+    return pid
+
+
+def wait_gone(cluster: RayCluster, pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while pid in cluster.session_pids():
+        assert time.monotonic() < deadline, f"worker {pid} is still running"
+        time.sleep(0.2)
+
+
+def test_supervised_job_end_to_end_on_ray(ray_server: Server) -> None:
+    client = ray_server.client()
+    job_id = start_job(client, seed=5, n_epochs=1)  # 10 steps, checkpoints at 5 and 10
+    done = wait_for(client, job_id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id, 10)
+    checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id))
+    assert [c.step_number for c in checkpoints] == [10, 5]
+    reply = client.chat.completions.create(
+        model=done.fine_tuned_model, messages=[{"role": "user", "content": "2+3="}], max_tokens=4
+    )
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.model == done.fine_tuned_model
+    # The worker wrote its log where the local executor writes it (one-node cluster).
+    assert "job " + job_id in (ray_server.data_dir / "logs" / f"{job_id}.log").read_text()
+
+
+def test_cancel_stops_the_ray_worker(ray_server: Server, ray_cluster: RayCluster) -> None:
+    client = ray_server.client()
+    job_id = start_job(client, n_epochs=6)
+    wait_for_step(client, job_id, 2)
+    pid = assert_runs_under_ray(ray_cluster, job_id)
+    assert client.fine_tuning.jobs.cancel(job_id).status == "cancelled"
+    at_cancel = max(e.data["step"] for e in metrics_events(client, job_id))
+    wait_gone(ray_cluster, pid)  # the worker exits by itself
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) <= at_cancel + 1
+    assert client.fine_tuning.jobs.retrieve(job_id).status == "cancelled"
+
+
+def test_pause_and_resume_on_ray(ray_server: Server, ray_cluster: RayCluster) -> None:
+    client = ray_server.client()
+    job_id = start_job(client, n_epochs=2)
+    wait_for_step(client, job_id, 3)
+    first = assert_runs_under_ray(ray_cluster, job_id)
+    assert client.fine_tuning.jobs.pause(job_id).status == "paused"
+    deadline = time.monotonic() + 60
+    while not any(
+        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(job_id)
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stopped_at = max(e.data["step"] for e in metrics_events(client, job_id))
+    time.sleep(1.0)
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) == stopped_at
+    wait_gone(ray_cluster, first)
+    assert client.fine_tuning.jobs.resume(job_id).status == "queued"
+    done = wait_for(client, job_id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id, 20)
+
+
+def test_worker_killed_on_ray_resumes_from_its_checkpoint(
+    ray_server: Server, ray_cluster: RayCluster
+) -> None:
+    """A worker gone mid-job (as when its node is lost): the actor's call fails, the
+    scheduler frees the lease, and a new actor resumes from the last checkpoint."""
+    client = ray_server.client()
+    job_id = start_job(client, n_epochs=2)  # 20 steps
+    wait_for_step(client, job_id, 6)  # the checkpoint at step 5 is written before step 6
+    pid = assert_runs_under_ray(ray_cluster, job_id)
+    os.kill(pid, signal.SIGSTOP)  # freeze it, then check it is really mid-job
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) < 20
+    os.kill(pid, signal.SIGKILL)
+    done = wait_for(client, job_id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id, 20)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+    assert any(m.startswith("Resumed from the checkpoint at step") for m in messages)
+
+
+def test_server_sigterm_drains_the_ray_worker(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """SIGTERM to the server: it tells its Ray worker to checkpoint (through the actor,
+    since the worker is not in the server's process group) and exits; a restarted server
+    resumes the job from exactly that step."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    run_cli("models", "init", "tiny", data_dir=data_dir)
+    server = Server(data_dir, env=ray_env(ray_cluster)).start()
+    try:
+        client = server.client()
+        job_id = start_job(client, n_epochs=2)  # 20 steps
+        wait_for_step(client, job_id, 3)
+        pid = assert_runs_under_ray(ray_cluster, job_id)
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        server.proc = None
+        assert pid not in ray_cluster.session_pids()  # drained before the server exited
+
+        server = Server(data_dir, env=ray_env(ray_cluster)).start()
+        client = server.client()
+        events = list(client.fine_tuning.jobs.list_events(job_id, limit=1000))
+        drained = [e for e in events if e.message.startswith("Checkpointed at step")]
+        reached = max(e.data["step"] for e in events if e.type == "metrics")
+        assert len(drained) == 1 and drained[0].message.startswith(
+            f"Checkpointed at step {reached} "
+        )
+        done = wait_for(client, job_id, timeout=120)
+        assert done.status == "succeeded", done.error
+        assert_one_event_per_step(client, job_id, 20)
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+        assert f"Resumed from the checkpoint at step {reached}" in messages
+    finally:
+        server.stop()
