@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     ray_num_cpus: float = 1.0
     ray_num_gpus: float = 0.0
     ray_memory_bytes: int | None = None
+    # How a data-parallel job's ranks (one actor each) spread over the nodes: Ray's
+    # placement-group strategy, "PACK" (few nodes) or "SPREAD" (one node each if possible).
+    ray_placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     # Run python graders without the sandbox: only for a single-user machine (Decision 7).
     allow_unsandboxed_python: bool = False
     # Model-judge graders call this OpenAI-compatible endpoint; by default this server.

@@ -9,36 +9,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from support.jobs import ALL_PAIRS, addition_lines, final_weights, metrics_events, upload, wait_for
+from support.jobs import (
+    ALL_PAIRS,
+    addition_lines,
+    final_weights,
+    metrics_events,
+    reinforcement_job,
+    upload,
+    wait_for,
+)
 
-# The untrained tiny model writes noise: reward the share of digits, so groups differ.
-GRADER = {
-    "type": "python",
-    "name": "digits",
-    "source": "def grade(sample, item):\n"
-    "    text = sample['output_text']\n"
-    "    return sum(c.isdigit() for c in text) / max(1, len(text))\n",
-}
 SAME = ("critic_rewards_mean", "critic_rewards_std", "frac_reward_zero_std",
         "response_length_mean", "response_length_clip_ratio", "grader_errors",
         "valid_reward_mean")  # fmt: skip
 CLOSE = ("actor_pg_loss", "actor_entropy", "actor_grad_norm", "critic_advantages_mean")
-
-
-def _job(
-    client: openai.OpenAI, training_file: str, workers: int, validation: str | None = None, **hp
-) -> str:
-    hyperparameters = {
-        "batch_size": 8, "group_size": 4, "max_completion_tokens": 4, "n_epochs": 1,
-        "max_steps": 3, "early_stopping": False, "num_workers": workers,
-        "learning_rate_multiplier": 5.0, **hp,
-    }  # fmt: skip
-    job = client.fine_tuning.jobs.create(
-        model="tiny", training_file=training_file, validation_file=validation, seed=11,
-        method={"type": "reinforcement",
-                "reinforcement": {"grader": GRADER, "hyperparameters": hyperparameters}},
-    )  # fmt: skip
-    return job.id
 
 
 @pytest.mark.parametrize(
@@ -55,7 +39,8 @@ def test_two_workers_train_the_weights_of_one(job_server, hp: dict) -> None:
     train = upload(client, addition_lines(ALL_PAIRS, answer=False), "rl.jsonl")
     # 5 validation prompts: an uneven split between the ranks
     valid = upload(client, addition_lines(ALL_PAIRS[:5], answer=False), "valid.jsonl")
-    one, two = _job(client, train, 1, valid, **hp), _job(client, train, 2, valid, **hp)
+    one = reinforcement_job(client, train, 1, valid, **hp)
+    two = reinforcement_job(client, train, 2, valid, **hp)
     done = {job_id: wait_for(client, job_id, timeout=240) for job_id in (one, two)}
     for job in done.values():
         assert job.status == "succeeded", job.error
@@ -97,5 +82,5 @@ def test_num_workers_must_divide_the_batch(job_server) -> None:
     train = upload(client, addition_lines(ALL_PAIRS, answer=False), "rl.jsonl")
     for workers, batch in ((3, 8), (0, 8), (65, 64)):
         with pytest.raises(openai.BadRequestError) as info:
-            _job(client, train, workers, batch_size=batch)
+            reinforcement_job(client, train, workers, batch_size=batch)
         assert info.value.body["param"] == "method.reinforcement.hyperparameters.num_workers"

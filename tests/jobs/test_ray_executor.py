@@ -1,9 +1,11 @@
 """Jobs through the Ray executor, on a real local Ray cluster (`ray start --head`, 2 CPUs):
-end to end, cancel, pause/resume, and a worker killed mid-job resuming elsewhere."""
+end to end, cancel, pause/resume, a worker killed mid-job resuming elsewhere, and a
+data-parallel job whose ranks are Ray actors of one placement group."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,16 +18,20 @@ from pathlib import Path
 
 import openai
 import pytest
+import torch
 
 from support import Server, free_port, run_cli
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
+    final_weights,
     metrics_events,
+    reinforcement_job,
     upload,
     wait_for,
     wait_for_step,
     worker_pid,
+    worker_pids,
 )
 
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'openrft[ray]')")
@@ -153,13 +159,35 @@ def ray_server(
     srv.stop()
 
 
-def assert_runs_under_ray(cluster: RayCluster, job_id: str) -> int:
-    """The job's worker is a child of a Ray actor of this cluster, not of the server."""
-    pid = worker_pid(job_id)
+def ray_actor_of(cluster: RayCluster, pid: int) -> int:
+    """The Ray actor process of this cluster that started worker `pid` (not the server)."""
     assert pid in cluster.session_pids()
     parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     assert Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"ray::WorkerProcess")
+    return parent
+
+
+def assert_runs_under_ray(cluster: RayCluster, job_id: str) -> int:
+    """The job's worker is a child of a Ray actor of this cluster, not of the server."""
+    pid = worker_pid(job_id)
+    ray_actor_of(cluster, pid)
     return pid
+
+
+def placement_groups(cluster: RayCluster) -> list[str]:
+    """The states of the cluster's placement groups, as a separate Ray driver sees them."""
+    code = (
+        "import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+        "print(json.dumps([g['state'] for g in ray.util.placement_group_table().values()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code % cluster.address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def wait_gone(cluster: RayCluster, pid: int, timeout: float = 30) -> None:
@@ -272,3 +300,71 @@ def test_server_sigterm_drains_the_ray_worker(ray_cluster: RayCluster, tmp_path:
         assert f"Resumed from the checkpoint at step {reached}" in messages
     finally:
         server.stop()
+
+
+def test_data_parallel_job_places_its_ranks_through_ray(
+    ray_server: Server, ray_cluster: RayCluster
+) -> None:
+    """`num_workers: 2` on the 2-CPU cluster: two 1-CPU actors in one placement group, each
+    starting one rank with the rendezvous flags; the weights equal a one-worker job's, and
+    the actors and the placement group are gone afterwards."""
+    client = ray_server.client()
+    train = upload(client, addition_lines(ALL_PAIRS, answer=False), "rl.jsonl")
+    two = reinforcement_job(client, train, 2)
+    one = reinforcement_job(client, train, 1)  # queued: one job at a time
+    deadline = time.monotonic() + 90
+    while len(pids := worker_pids(two)) < 2:
+        assert time.monotonic() < deadline, f"ranks of {two} not started: {pids}"
+        time.sleep(0.1)
+    argvs = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in pids]
+    # Every rank, rank 0 included, was given its place, so none started local children.
+    assert sorted(argv[argv.index(b"--rank") + 1] for argv in argvs) == [b"0", b"1"]
+    assert all(argv[argv.index(b"--world-size") + 1] == b"2" for argv in argvs)
+    assert len({ray_actor_of(ray_cluster, pid) for pid in pids}) == 2  # one actor each
+
+    done = {job_id: wait_for(client, job_id, timeout=180) for job_id in (two, one)}
+    for job in done.values():
+        assert job.status == "succeeded", job.error
+    log = (ray_server.data_dir / "logs" / f"{two}.log").read_text()
+    assert f"job {two} rank 1: succeeded" in log  # the second rank really trained
+    w1, w2 = final_weights(ray_server.data_dir, one), final_weights(ray_server.data_dir, two)
+    assert w1.keys() == w2.keys()
+    for name in w1:  # the tolerance of tests/jobs/test_data_parallel_jobs.py
+        torch.testing.assert_close(w2[name], w1[name], rtol=1e-4, atol=1e-5)
+
+    for pid in pids:
+        wait_gone(ray_cluster, pid)
+    deadline = time.monotonic() + 60
+    while set(states := placement_groups(ray_cluster)) != {"REMOVED"}:
+        assert time.monotonic() < deadline, states
+        time.sleep(1.0)
+
+
+def test_lost_rank_on_ray_resumes_the_job(ray_server: Server, ray_cluster: RayCluster) -> None:
+    """Rank 1 killed mid-job (as when its node is lost): rank 0 fails its next collective
+    and exits holding the lease; the job is reaped and resumes, on a new placement group,
+    from its last checkpoint; nothing of the first attempt is left."""
+    client = ray_server.client()
+    train = upload(client, addition_lines(ALL_PAIRS, answer=False), "rl.jsonl")
+    job_id = reinforcement_job(client, train, 2, max_steps=8, checkpoint_interval=2)
+    wait_for_step(client, job_id, 3)  # the checkpoint at step 2 is written before step 3
+    pids = worker_pids(job_id)
+    argvs = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in pids}
+    (follower,) = [pid for pid, argv in argvs.items() if argv[argv.index(b"--rank") + 1] == b"1"]
+    os.kill(follower, signal.SIGSTOP)  # freeze it, then check it is really mid-job
+    assert max(e.data["step"] for e in metrics_events(client, job_id)) < 8
+    os.kill(follower, signal.SIGKILL)
+    for pid in pids:
+        wait_gone(ray_cluster, pid)
+    done = wait_for(client, job_id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id, 8)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+    assert any(m.startswith("Resumed from the checkpoint at step") for m in messages)
+    log = (ray_server.data_dir / "logs" / f"{job_id}.log").read_text()
+    assert f"job {job_id}: a data-parallel rank was lost" in log  # not a failed job
+    deadline = time.monotonic() + 60
+    while set(states := placement_groups(ray_cluster)) != {"REMOVED"}:
+        assert time.monotonic() < deadline, states
+        time.sleep(1.0)
+    assert len(states) >= 2  # the data-parallel job's first attempt and its resumption

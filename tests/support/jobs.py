@@ -68,9 +68,41 @@ def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
 
 
 def worker_pid(job_id: str) -> int:
+    return worker_pids(job_id)[0]
+
+
+def worker_pids(job_id: str) -> list[int]:
+    """The job's worker processes (every data-parallel rank), oldest first."""
     out = subprocess.run(
         ["pgrep", "-f", f"openrft.training.worker --job-id {job_id}"],
         capture_output=True,
         text=True,
     )
-    return int(out.stdout.split()[0])
+    return [int(pid) for pid in out.stdout.split()]
+
+
+# The untrained tiny model writes noise: reward the share of digits, so groups differ.
+DIGITS_GRADER = {
+    "type": "python",
+    "name": "digits",
+    "source": "def grade(sample, item):\n"
+    "    text = sample['output_text']\n"
+    "    return sum(c.isdigit() for c in text) / max(1, len(text))\n",
+}
+
+
+def reinforcement_job(
+    client: openai.OpenAI, training_file: str, workers: int, validation: str | None = None, **hp
+) -> str:
+    """A 3-step GRPO job on `workers` data-parallel ranks (8 prompts, groups of 4)."""
+    hyperparameters = {
+        "batch_size": 8, "group_size": 4, "max_completion_tokens": 4, "n_epochs": 1,
+        "max_steps": 3, "early_stopping": False, "num_workers": workers,
+        "learning_rate_multiplier": 5.0, **hp,
+    }  # fmt: skip
+    job = client.fine_tuning.jobs.create(
+        model="tiny", training_file=training_file, validation_file=validation, seed=11,
+        method={"type": "reinforcement",
+                "reinforcement": {"grader": DIGITS_GRADER, "hyperparameters": hyperparameters}},
+    )  # fmt: skip
+    return job.id

@@ -142,6 +142,7 @@ def _executor(settings: Settings, *, env: dict[str, str]) -> Executor:
             num_cpus=settings.ray_num_cpus,
             num_gpus=settings.ray_num_gpus,
             memory_bytes=settings.ray_memory_bytes,
+            placement=settings.ray_placement_strategy,
         )
     return LocalExecutor(data_dir=settings.data_dir, log_dir=settings.data_dir / "logs", env=env)
 

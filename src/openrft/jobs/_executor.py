@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Executor", "Finished", "LocalExecutor"]
+from openrft.store import JobRow
+
+__all__ = ["Executor", "Finished", "LocalExecutor", "requested_workers"]
 
 WORKER_MODULE = "openrft.training.worker"
 
@@ -27,10 +29,18 @@ class Finished:
     returncode: int
 
 
+def requested_workers(job: JobRow) -> int:
+    """The job's data-parallel ranks: `num_workers` of a reinforcement job, else 1."""
+    body = job.method.get(job.method["type"]) or {}
+    return int((body.get("hyperparameters") or {}).get("num_workers", 1))
+
+
 class Executor(Protocol):
     """Where jobs run: the local executor here, a Ray executor on a cluster."""
 
-    def start(self, job_id: str, token: str) -> None: ...
+    def start(self, job_id: str, token: str, *, workers: int = 1) -> None:
+        """Start the job's worker; `workers` is its data-parallel ranks."""
+        ...
 
     def finished(self) -> list[Finished]:
         """Jobs whose worker has exited since the last call."""
@@ -48,7 +58,8 @@ class LocalExecutor:
         self._env = env or {}
         self._procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
 
-    def start(self, job_id: str, token: str) -> None:
+    def start(self, job_id: str, token: str, *, workers: int = 1) -> None:
+        # A data-parallel worker starts its other ranks itself, on this machine.
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with (self._log_dir / f"{job_id}.log").open("ab") as log:
             proc = subprocess.Popen(

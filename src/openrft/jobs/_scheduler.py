@@ -13,7 +13,7 @@ import threading
 import uuid
 
 from openrft.errors import OpenRFTError
-from openrft.jobs._executor import Executor
+from openrft.jobs._executor import Executor, requested_workers
 from openrft.jobs._validation import validate_job_files
 from openrft.store import Store, now
 
@@ -123,7 +123,7 @@ class Scheduler:
                     job.id, f"The training worker stopped unexpectedly {job.attempts - 1} times."
                 )
                 continue
-            self.executor.start(job.id, token)
+            self.executor.start(job.id, token, workers=requested_workers(job))
 
     def _fail(self, job_id: str, message: str) -> None:
         self.store.jobs.update(

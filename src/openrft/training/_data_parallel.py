@@ -10,16 +10,31 @@ return their input without touching `torch.distributed`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Rendezvous", "Workers"]
+__all__ = ["RankLost", "Rendezvous", "Workers"]
 
 T = TypeVar("T")
+
+
+class RankLost(RuntimeError):
+    """A collective failed: another rank is gone (gloo and NCCL raise a bare RuntimeError,
+    "Connection closed by peer", when a peer's process or node dies)."""
+
+
+@contextlib.contextmanager
+def _collective() -> Iterator[None]:
+    try:
+        yield
+    except RuntimeError as exc:
+        raise RankLost(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -94,7 +109,8 @@ class Workers:
         if self.size == 1:
             return list(items)
         out: list[Any] = [None] * self.size
-        dist.all_gather_object(out, items)
+        with _collective():
+            dist.all_gather_object(out, items)
         return [x for part in out for x in part]
 
     def broadcast(self, value: T) -> T:
@@ -102,7 +118,8 @@ class Workers:
         if self.size == 1:
             return value
         box = [value]
-        dist.broadcast_object_list(box, src=0)
+        with _collective():
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def sum_gradients(self, params: list[torch.nn.Parameter]) -> None:
@@ -112,7 +129,8 @@ class Workers:
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])  # (P,)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        with _collective():
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
         for p in params:
             summed = flat[offset : offset + p.numel()].view_as(p)
@@ -127,5 +145,6 @@ class Workers:
         """Rank 0's values of `params` on every rank (a fresh LoRA adapter is random)."""
         if self.size == 1:
             return
-        for p in params:
-            dist.broadcast(p.data, src=0)
+        with _collective():
+            for p in params:
+                dist.broadcast(p.data, src=0)

@@ -29,7 +29,7 @@ from openrft.methods import (
 )
 from openrft.store import JobRow, ProjectLimits, Store
 from openrft.training._chat_data import TokenizedExample, tokenize_conversation
-from openrft.training._data_parallel import Rendezvous, Workers
+from openrft.training._data_parallel import RankLost, Rendezvous, Workers
 from openrft.training._launch import LocalRanks, RankLauncher, Ranks, local_rendezvous
 from openrft.training._loop import run_loop
 from openrft.training._model import load_policy
@@ -203,25 +203,38 @@ def main(argv: list[str] | None = None, *, launch: RankLauncher = LocalRanks.sta
         runtime.close()
         os._exit(1)  # the main thread is blocked in the rendezvous
 
-    workers, ranks = Workers(), None
+    workers, ranks, lost = Workers(), None, False
     try:
         rendezvous, ranks = _start_ranks(args, job, launch)
         workers = _join(rendezvous, ranks, abandon)
         _share_cores(settings, workers)
         outcome = RUNNERS[job.method["type"]](runtime, store, settings, workers)
         log.info("job %s: %s", job.id, outcome)
-    except Exception as exc:  # the job fails with a message; the worker exits cleanly
-        log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-        failure = ranks.failure() if ranks is not None else None
-        reason = f" ({failure})" if failure else ""
-        runtime.fail("training_error", f"Training failed: {type(exc).__name__}: {exc}{reason}")
-        runtime.release()
+    except RankLost as exc:
+        if ranks is not None:  # local ranks: say which one failed, as for any error
+            _fail(runtime, exc, ranks)
+        else:
+            # Ranks placed by a cluster executor, as a lost node takes them: exit holding
+            # the lease, so the job is reaped and resumes from its last checkpoint.
+            log.error("job %s: a data-parallel rank was lost (%s); exiting", job.id, exc)
+            lost = True
+    except Exception as exc:
+        _fail(runtime, exc, ranks)
     finally:
         workers.close()
         if ranks is not None:
             ranks.stop(timeout=60)
         runtime.close()
-    return 0
+    return 1 if lost else 0
+
+
+def _fail(runtime: JobRuntime, exc: Exception, ranks: Ranks | None) -> None:
+    """The job fails with a message; the worker exits cleanly."""
+    log.error("job %s failed:\n%s", runtime.job.id, traceback.format_exc())
+    failure = ranks.failure() if ranks is not None else None
+    reason = f" ({failure})" if failure else ""
+    runtime.fail("training_error", f"Training failed: {type(exc).__name__}: {exc}{reason}")
+    runtime.release()
 
 
 def _share_cores(settings: Settings, workers: Workers) -> None:
