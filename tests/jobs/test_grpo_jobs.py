@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openai
@@ -22,6 +21,7 @@ from support.jobs import (
     metrics_events,
     upload,
     wait_for,
+    wait_for_pause_event,
     wait_for_step,
     worker_pid,
 )
@@ -226,12 +226,7 @@ def test_grpo_pause_resume_equals_uninterrupted_and_survives_a_kill(job_server, 
                                             seed=9, method=method).id  # fmt: skip
     wait_for_step(client, paused, 2)
     client.fine_tuning.jobs.pause(paused)
-    deadline = time.monotonic() + 60
-    while not any(
-        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(paused)
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_pause_event(client, paused)
     client.fine_tuning.jobs.resume(paused)
     wait_for_step(client, paused, 9)
     os.kill(worker_pid(paused), signal.SIGKILL)  # and a crash on top of the pause

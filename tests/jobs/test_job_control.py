@@ -15,10 +15,12 @@ from support import Server, run_cli
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
+    assert_one_event_per_step,
     final_weights,
     metrics_events,
     upload,
     wait_for,
+    wait_for_pause_event,
     wait_for_step,
     worker_pid,
 )
@@ -43,11 +45,6 @@ def start_job(client: openai.OpenAI, seed: int = 11, n_epochs: int = 2) -> str:
     ).id
 
 
-def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int = STEPS) -> None:
-    seen = sorted(e.data["step"] for e in metrics_events(client, job_id))
-    assert seen == list(range(1, steps + 1))
-
-
 def test_pause_resume_equals_uninterrupted(job_server) -> None:
     client = job_server.client()
     straight = start_job(client)
@@ -57,19 +54,14 @@ def test_pause_resume_equals_uninterrupted(job_server) -> None:
     wait_for_step(client, paused, 3)
     job = client.fine_tuning.jobs.pause(paused)
     assert job.status == "paused"  # as the live API returns it (outside the SDK's enum)
-    deadline = time.monotonic() + 60
-    while not any(
-        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(paused)
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_pause_event(client, paused)
     stopped_at = max(e.data["step"] for e in metrics_events(client, paused))
     time.sleep(1.5)
     assert max(e.data["step"] for e in metrics_events(client, paused)) == stopped_at
     assert client.fine_tuning.jobs.retrieve(paused).status == "paused"
     assert client.fine_tuning.jobs.resume(paused).status == "queued"
     assert wait_for(client, paused).status == "succeeded"
-    assert_one_event_per_step(client, paused)
+    assert_one_event_per_step(client, paused, STEPS)
 
     a, b = final_weights(job_server.data_dir, straight), final_weights(job_server.data_dir, paused)
     assert a.keys() == b.keys()
@@ -125,7 +117,7 @@ def test_server_killed_mid_job_resumes(tmp_path: Path) -> None:
         client = server.client()
         done = wait_for(client, job_id)
         assert done.status == "succeeded", done.error
-        assert_one_event_per_step(client, job_id)
+        assert_one_event_per_step(client, job_id, STEPS)
     finally:
         server.stop()
 

@@ -24,11 +24,13 @@ from support import Server, free_port, run_cli
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
+    assert_one_event_per_step,
     final_weights,
     metrics_events,
     reinforcement_job,
     upload,
     wait_for,
+    wait_for_pause_event,
     wait_for_step,
     worker_pid,
     worker_pids,
@@ -47,11 +49,6 @@ def start_job(client: openai.OpenAI, *, n_epochs: int, seed: int = 11) -> str:
         seed=seed,
         method={"type": "supervised", "supervised": {"hyperparameters": hp}},
     ).id
-
-
-def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int) -> None:
-    seen = sorted(e.data["step"] for e in metrics_events(client, job_id))
-    assert seen == list(range(1, steps + 1))
 
 
 class RayCluster:
@@ -232,12 +229,7 @@ def test_pause_and_resume_on_ray(ray_server: Server, ray_cluster: RayCluster) ->
     wait_for_step(client, job_id, 3)
     first = assert_runs_under_ray(ray_cluster, job_id)
     assert client.fine_tuning.jobs.pause(job_id).status == "paused"
-    deadline = time.monotonic() + 60
-    while not any(
-        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(job_id)
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_pause_event(client, job_id)
     stopped_at = max(e.data["step"] for e in metrics_events(client, job_id))
     time.sleep(1.0)
     assert max(e.data["step"] for e in metrics_events(client, job_id)) == stopped_at

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_up(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    *,
+    log_path: Path,
+    what: str,
+    timeout: float,
+    ready: Callable[[httpx.Response], bool] = lambda _: True,
+) -> None:
+    """Poll `url` until its answer is `ready`; fail at once, with its log, if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_path.read_text()}")
+        try:
+            if ready(httpx.get(url, timeout=1)):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
+def stop_group(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float) -> None:
+    """Send `sig` to `proc`'s process group (started with `start_new_session`) and wait;
+    SIGKILL the group if it outlives `timeout`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 # The database of each data folder a `Server` was given one for (`OPENRFT_DATABASE_URL`),
@@ -94,26 +131,19 @@ class Server:
             stderr=log,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{self.root_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_until_up(
+            self.proc,
+            f"{self.root_url}/healthz",
+            log_path=self.data_dir / "server.log",
+            what="server",
+            timeout=timeout,
+            ready=lambda response: response.status_code == 200,
+        )
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc:
+            stop_group(self.proc, sig=sig, timeout=30)
         self.proc = None
 
     def kill(self) -> None:

@@ -63,6 +63,21 @@ def wait_for_step(client: openai.OpenAI, job_id: str, step: int, timeout: float 
     raise AssertionError(f"job {job_id} never reached step {step}")
 
 
+def wait_for_pause_event(client: openai.OpenAI, job_id: str, timeout: float = 60) -> None:
+    """Until the worker has acted on a pause: its "paused at step N" event is written."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        "paused at step" in e.message for e in client.fine_tuning.jobs.list_events(job_id)
+    ):
+        assert time.monotonic() < deadline, "the worker never acted on the pause"
+        time.sleep(0.2)
+
+
+def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int) -> None:
+    seen = sorted(e.data["step"] for e in metrics_events(client, job_id))
+    assert seen == list(range(1, steps + 1))
+
+
 def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
     return load_file(str(data_dir / "blobs" / "jobs" / job_id / "final" / "model.safetensors"))
 

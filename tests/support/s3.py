@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from support import free_port
+from support import free_port, stop_group, wait_until_up
 
 __all__ = ["MotoS3"]
 
@@ -48,28 +43,19 @@ class MotoS3:
             stderr=log,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto exited: {self._log_path.read_text()}")
-            try:
-                httpx.get(f"{self.endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto did not start")
+        wait_until_up(
+            self.proc,
+            f"{self.endpoint}/moto-api/",
+            log_path=self._log_path,
+            what="moto",
+            timeout=timeout,
+        )
         self.client().create_bucket(Bucket=self.bucket)
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc:
+            stop_group(self.proc, timeout=10)
         self.proc = None
 
     def client(self) -> Any:

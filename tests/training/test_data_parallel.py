@@ -4,7 +4,6 @@ one-process gradient of the whole batch, and step to the same weights, for every
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import torch.multiprocessing as mp
 from openrft.inference import build_tiny_model
 from openrft.training._data_parallel import Workers
 from openrft.training._losses import PolicyLossConfig
+from support import free_port
 from training.dp_ranks import rank_main, step
 
 CASES = [
@@ -27,18 +27,12 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[dict]]]:
     """Both ranks' results for every case, from one two-process run."""
     tmp = tmp_path_factory.mktemp("dp")
     model = build_tiny_model(tmp / "tiny", hidden_size=64, num_layers=2)
-    mp.spawn(rank_main, args=(_free_port(), str(model), CASES, str(tmp)), nprocs=2, join=True)
+    mp.spawn(rank_main, args=(free_port(), str(model), CASES, str(tmp)), nprocs=2, join=True)
     return model, [torch.load(tmp / f"rank{r}.pt") for r in range(2)]
 
 

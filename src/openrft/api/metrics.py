@@ -7,6 +7,7 @@ owners at scrape time, so no second copy of that state exists.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+access = logging.getLogger("openrft.access")
 
 JOB_STATUSES = ("validating_files", "queued", "running", "paused", "succeeded", "failed",
                 "cancelled")  # fmt: skip
@@ -76,7 +79,8 @@ class Metrics:
 
 class MetricsMiddleware:
     """Counts every HTTP request by its route template (not its path: ids would explode
-    the label set) and status, and times it to the last byte of the body."""
+    the label set) and status, times it to the last byte of the body, and writes its
+    `openrft.access` log record."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -98,7 +102,14 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
+            elapsed = time.perf_counter() - started
+            matched = getattr(scope.get("route"), "path", None)
+            route, method = matched or "unmatched", scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            # The access record, inside the request-id middleware so it carries the id.
+            access.info(
+                "%s %s %d", method, scope["path"], status,
+                extra={"method": method, "path": scope["path"], "route": matched,
+                       "status": status, "duration_ms": round(elapsed * 1000, 2)},
+            )  # fmt: skip

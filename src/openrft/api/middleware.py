@@ -1,11 +1,11 @@
-"""Pure ASGI middleware: a request id on every response and log record, an access log
-record per request, and a last-resort 500 envelope."""
+"""Pure ASGI middleware: a request id on every response and log record, and a
+last-resort 500 envelope. (The access record is written by `metrics.MetricsMiddleware`,
+which already times each request and knows its status.)"""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -16,7 +16,6 @@ from openrft.logs import request_id_var
 __all__ = ["RequestIdMiddleware"]
 
 log = logging.getLogger("openrft.api")
-access = logging.getLogger("openrft.access")
 
 
 class RequestIdMiddleware:
@@ -34,14 +33,11 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = False
-        status = 500
-        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started, status
+            nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -55,19 +51,6 @@ class RequestIdMiddleware:
                 raise
             await _send_500(send, request_id)
         finally:
-            access.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": getattr(scope.get("route"), "path", None),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
-                },
-            )
             request_id_var.reset(token)
 
 

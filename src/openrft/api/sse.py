@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from openrft.api.errors import error_body
@@ -22,6 +22,7 @@ __all__ = [
     "DONE",
     "EventStreamResponse",
     "as_openrft_error",
+    "json_or_stream",
     "sse_data",
     "sse_error",
     "sse_event",
@@ -77,3 +78,10 @@ class EventStreamResponse(StreamingResponse):
             close = getattr(self._source, "aclose", None)
             if close is not None:
                 await close()
+
+
+def json_or_stream(result: dict[str, Any] | AsyncIterator[str]) -> Response:
+    """What a generation service returned: a whole answer as JSON, or its SSE lines."""
+    if isinstance(result, dict):
+        return JSONResponse(result)
+    return EventStreamResponse(result)

@@ -52,18 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = _settings(args)
-    if args.role:
-        settings.role = args.role
-    if args.host:
-        settings.host = args.host
-    if args.port:
-        settings.port = args.port
-    if args.log_format:
-        settings.log_format = args.log_format
-    if args.executor:
-        settings.executor = args.executor
-    if args.ray_address:
-        settings.ray_address = args.ray_address
+    # A flag given wins over its OPENRFT_* variable.
+    for name in ("role", "host", "port", "log_format", "executor", "ray_address"):
+        if value := getattr(args, name):
+            setattr(settings, name, value)
     configure_logging(args.log_level, settings.log_format)
     app = create_app(settings)
     # log_config=None: uvicorn keeps the logging configured above instead of its own.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ class VLLMEngine:
     ) -> list[list[Completion]]:
         async def one(i: int, ids: Sequence[int]) -> list[Completion]:
             seed = seeds[i] if seeds is not None else sampling.seed
-            params = SamplingParams(**{**_fields(sampling), "n": n, "seed": seed})
+            params = replace(sampling, n=n, seed=seed)
             return (
                 await self.generate(
                     GenerationRequest(prompt=list(ids), sampling=params, adapter=adapter)
@@ -215,7 +216,3 @@ def _completion(index: int, deltas: list[ChoiceDelta]) -> Completion:
         finish_reason=deltas[-1].finish_reason or "length",
         logprobs=logprobs or None,
     )
-
-
-def _fields(sampling: SamplingParams) -> dict[str, Any]:
-    return {name: getattr(sampling, name) for name in sampling.__dataclass_fields__}

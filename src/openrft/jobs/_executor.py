@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from openrft.store import JobRow
-
-__all__ = ["Executor", "Finished", "LocalExecutor", "requested_workers"]
+__all__ = ["Executor", "Finished", "LocalExecutor", "worker_argv"]
 
 WORKER_MODULE = "openrft.training.worker"
 
@@ -29,10 +27,9 @@ class Finished:
     returncode: int
 
 
-def requested_workers(job: JobRow) -> int:
-    """The job's data-parallel ranks: `num_workers` of a reinforcement job, else 1."""
-    body = job.method.get(job.method["type"]) or {}
-    return int((body.get("hyperparameters") or {}).get("num_workers", 1))
+def worker_argv(job_id: str, token: str, data_dir: Path) -> list[str]:
+    """The flags every executor starts `WORKER_MODULE` with."""
+    return ["--job-id", job_id, "--lease-token", token, "--data-dir", str(data_dir)]
 
 
 class Executor(Protocol):
@@ -63,17 +60,7 @@ class LocalExecutor:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with (self._log_dir / f"{job_id}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    WORKER_MODULE,
-                    "--job-id",
-                    job_id,
-                    "--lease-token",
-                    token,
-                    "--data-dir",
-                    str(self._data_dir),
-                ],
+                [sys.executable, "-m", WORKER_MODULE, *worker_argv(job_id, token, self._data_dir)],
                 env={**os.environ, **self._env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

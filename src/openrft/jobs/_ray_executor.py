@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openrft.jobs._executor import WORKER_MODULE, Finished
+from openrft.jobs._executor import WORKER_MODULE, Finished, worker_argv
 
 __all__ = ["RayExecutor"]
 
@@ -203,7 +203,7 @@ class RayExecutor:
         if stale is not None:  # its lease expired and the job was leased again
             self._release(stale.actors, stale.group)
         name = f"openrft-job-{job_id}-{token[:8]}"
-        argv = ["--job-id", job_id, "--lease-token", token, "--data-dir", str(self._data_dir)]
+        argv = worker_argv(job_id, token, self._data_dir)
         log_path = str(self._log_dir / f"{job_id}.log")
         if workers == 1:
             actor = self._actor(name)

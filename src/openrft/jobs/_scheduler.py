@@ -13,8 +13,9 @@ import threading
 import uuid
 
 from openrft.errors import OpenRFTError
-from openrft.jobs._executor import Executor, requested_workers
+from openrft.jobs._executor import Executor
 from openrft.jobs._validation import validate_job_files
+from openrft.methods import requested_workers
 from openrft.store import Store, now
 
 __all__ = ["Scheduler"]
@@ -123,7 +124,7 @@ class Scheduler:
                     job.id, f"The training worker stopped unexpectedly {job.attempts - 1} times."
                 )
                 continue
-            self.executor.start(job.id, token, workers=requested_workers(job))
+            self.executor.start(job.id, token, workers=requested_workers(job.method))
 
     def _fail(self, job_id: str, message: str) -> None:
         self.store.jobs.update(

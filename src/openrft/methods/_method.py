@@ -84,3 +84,10 @@ def parse_method(
         )
     hp = parse_model(ReinforcementHyperparameters, raw_hp, param=param)
     return MethodSpec(kind, hp, grader=body["grader"], response_format=body.get("response_format"))
+
+
+def requested_workers(method: dict[str, Any]) -> int:
+    """A stored job method's data-parallel ranks: `num_workers` of a reinforcement job,
+    else 1 (read by the scheduler to place ranks and by the worker to start them)."""
+    body = method.get(method["type"]) or {}
+    return int((body.get("hyperparameters") or {}).get("num_workers", 1))

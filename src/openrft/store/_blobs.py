@@ -19,28 +19,19 @@ from typing import BinaryIO
 __all__ = ["BlobWriter", "LocalBlobStore"]
 
 
-def _lock(path: Path) -> int | None:
-    """An fd holding an exclusive flock on `path`, or None if a live process holds it."""
+def _abandoned(lock_path: Path) -> bool:
+    """Whether the write that `lock_path` guards has no live process behind it: the file
+    is gone, or its flock (which dies with its holder) can be taken."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(lock_path, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _abandoned(lock_path: Path) -> bool:
-    """Whether the write that `lock_path` guards has no live process behind it."""
-    if not lock_path.exists():
-        return True
-    fd = _lock(lock_path)
-    if fd is None:
         return False
-    os.close(fd)
+    finally:
+        os.close(fd)
     return True
 
 

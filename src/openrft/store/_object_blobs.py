@@ -48,6 +48,14 @@ _PART_BYTES = 8 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 
 
+def _remove(path: Path) -> None:
+    """Remove a cached file or folder, if there."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class _AbortUpload(Exception):
     """Passed to the writer's `__exit__`: leaving with an error aborts the upload."""
 
@@ -260,9 +268,7 @@ class ObjectBlobStore:
         for entry in self.cache_dir.iterdir():
             name = unquote(entry.name)
             if name == key or name.startswith(key + "/"):
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(
-                    missing_ok=True
-                )
+                _remove(entry)
 
     def path(self, key: str) -> Path:
         """Download `key` (an object, or every object of a folder) into the cache once,
@@ -283,10 +289,7 @@ class ObjectBlobStore:
                 if not final.exists():  # not another process winning the rename
                     raise
             finally:
-                if tmp.is_dir():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    tmp.unlink(missing_ok=True)
+                _remove(tmp)
         return final
 
     def _fetch(self, key: str, tmp: Path) -> bool:

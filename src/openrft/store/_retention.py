@@ -76,12 +76,11 @@ class Retention:
             live = s.get(ModelRow, row.seq)
             assert live is not None
             live.deleted = True
-            keys = [live.source]
+            key = live.source
             for ckpt in s.scalars(select(CheckpointRow).where(CheckpointRow.model_id == model_id)):
                 ckpt.pruned = True
-                keys = [ckpt.blob_key]  # model/ and the resume state beside it
-        for key in keys:
-            self._blobs.delete(key)
+                key = ckpt.blob_key  # model/ and the resume state beside it
+        self._blobs.delete(key)
         return row
 
     def delete_job(self, project: str, job_id: str) -> JobRow:

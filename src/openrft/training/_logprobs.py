@@ -72,6 +72,12 @@ def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> 
     return torch.cat(out).view(tokens.shape)  # (B, T)
 
 
+def _entropy(block: Tensor) -> Tensor:
+    """Entropies of one fp32 block `(b, T, V)` or `(R, V)`, flattened: `(b*T,)` or `(R,)`."""
+    logp = block.log_softmax(-1)
+    return -(logp.exp() * logp).sum(-1).reshape(-1)
+
+
 def token_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Shannon entropy (nats) of `softmax(logits / temperature)` per position: `(B, T, V)` → `(B, T)`.
 
@@ -81,8 +87,7 @@ def token_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     out = []
     rows = _block_rows(logits, temperature)
     for block in _row_blocks(logits, temperature, rows):
-        logp = block.log_softmax(-1)  # (b, T, V) or (R, V)
-        out.append(-(logp.exp() * logp).sum(-1).reshape(-1))  # (b*T,) or (R,)
+        out.append(_entropy(block))
     return torch.cat(out).view(logits.shape[:-1])  # (B, T)
 
 
@@ -205,8 +210,7 @@ def _position_stats(logits: Tensor, temperature: float, with_entropy: bool):
         lse.append(block.logsumexp(-1).reshape(-1))
         if with_entropy:
             with torch.no_grad():
-                logp = block.log_softmax(-1)
-                entropy.append(-(logp.exp() * logp).sum(-1).reshape(-1))
+                entropy.append(_entropy(block))
     shape = logits.shape[:-1]
     return torch.cat(lse).view(shape), torch.cat(entropy).view(shape) if with_entropy else None
 

@@ -110,6 +110,9 @@ class JobRuntime:
         return self.store.jobs.update(self.job.id, token=self.token, **fields)
 
     def release(self, **fields: Any) -> None:
+        # Tracking closes before anything says the job stopped (here, `finish` and `fail`):
+        # a client that sees "paused" or "succeeded" may read the run files at once.
+        self.tracking.close(failed=self._failed)
         self.store.jobs.release(self.job.id, self.token, **fields)
 
     # -- events -----------------------------------------------------------------------
@@ -252,6 +255,7 @@ class JobRuntime:
         if self.store.models.get_any(name) is None:
             self.store.models.add(model)
         results = self._results_file(history)
+        self.tracking.close(failed=False)
         self.update(
             status="succeeded",
             finished_at=now(),
@@ -287,6 +291,7 @@ class JobRuntime:
 
     def fail(self, code: str, message: str) -> None:
         self._failed = True
+        self.tracking.close(failed=True)
         self.update(
             status="failed",
             finished_at=now(),

@@ -25,6 +25,7 @@ from openrft.logs import configure_logging
 from openrft.methods import (
     SupervisedHyperparameters,
     base_learning_rate,
+    requested_workers,
     resolve_supervised,
 )
 from openrft.store import JobRow, ProjectLimits, Store
@@ -101,12 +102,6 @@ def _run_reinforcement(
 RUNNERS = {"supervised": run_supervised, "reinforcement": _run_reinforcement}
 
 
-def _requested_workers(job: JobRow) -> int:
-    """The job's data-parallel ranks: `num_workers` of a reinforcement job, else 1."""
-    body = job.method.get(job.method["type"]) or {}
-    return int((body.get("hyperparameters") or {}).get("num_workers", 1))
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="openrft-worker")
     parser.add_argument("--job-id", required=True)
@@ -130,7 +125,7 @@ def _start_ranks(
         return Rendezvous(
             args.rank, args.world_size, args.master_addr, args.master_port, args.backend
         ), None
-    world = _requested_workers(job)
+    world = requested_workers(job.method)
     if world == 1:
         return None, None
     everyone = local_rendezvous(world)

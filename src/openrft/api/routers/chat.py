@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from openrft.api.auth import current_project
 from openrft.api.protocol.chat import ChatCompletionRequest
 from openrft.api.services.chat import create_chat_completion
-from openrft.api.sse import EventStreamResponse
+from openrft.api.sse import json_or_stream
 
 __all__ = ["router"]
 
@@ -19,7 +19,4 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 async def create(
     request: Request, body: ChatCompletionRequest, project: str = Depends(current_project)
 ) -> Response:
-    result = await create_chat_completion(request.app.state.models, project, body)
-    if isinstance(result, dict):
-        return JSONResponse(result)
-    return EventStreamResponse(result)
+    return json_or_stream(await create_chat_completion(request.app.state.models, project, body))

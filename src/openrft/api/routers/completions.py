@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from openrft.api.auth import current_project
 from openrft.api.protocol.completions import CompletionRequest
 from openrft.api.services.completions import create_completion
-from openrft.api.sse import EventStreamResponse
+from openrft.api.sse import json_or_stream
 
 __all__ = ["router"]
 
@@ -20,7 +20,4 @@ router = APIRouter(prefix="/v1", tags=["completions"])
 async def create(
     request: Request, body: CompletionRequest, project: str = Depends(current_project)
 ) -> Response:
-    result = await create_completion(request.app.state.models, project, body)
-    if isinstance(result, dict):
-        return JSONResponse(result)
-    return EventStreamResponse(result)
+    return json_or_stream(await create_completion(request.app.state.models, project, body))

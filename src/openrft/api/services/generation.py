@@ -8,8 +8,9 @@ response never starts with an error the client could have had as a status code.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateError
@@ -89,9 +90,15 @@ async def _prepare(
     return dataclasses.replace(request, adapter=lease.adapter), lease
 
 
-def _template_error(exc: TemplateError) -> InvalidRequest:
-    # The model's chat template refused the messages (a role it has no turn for, say).
-    return InvalidRequest(f"The model's chat template rejected messages: {exc}", param="messages")
+@contextlib.contextmanager
+def _template_errors() -> Iterator[None]:
+    """The model's chat template refused the messages (a role it has no turn for, say)."""
+    try:
+        yield
+    except TemplateError as exc:
+        raise InvalidRequest(
+            f"The model's chat template rejected messages: {exc}", param="messages"
+        ) from exc
 
 
 async def generate(
@@ -108,11 +115,10 @@ async def generate(
         models, project, model_id, sampling=sampling, messages=messages, prompt=prompt
     )
     try:
-        result = await lease.engine.generate(request)
+        with _template_errors():
+            result = await lease.engine.generate(request)
         models.generated_tokens += result.usage.completion_tokens
         return result
-    except TemplateError as exc:
-        raise _template_error(exc) from exc
     finally:
         lease.release()
 
@@ -131,10 +137,8 @@ async def open_stream(
         models, project, model_id, sampling=sampling, messages=messages, prompt=prompt
     )
     try:
-        return LeasedStream(lease.engine.stream(request), lease, models)
-    except TemplateError as exc:
-        lease.release()
-        raise _template_error(exc) from exc
+        with _template_errors():
+            return LeasedStream(lease.engine.stream(request), lease, models)
     except BaseException:
         lease.release()
         raise

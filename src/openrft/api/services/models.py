@@ -134,6 +134,7 @@ class BatchSizes:
     counted. Observed from engine threads, read at scrape time."""
 
     BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    _BOUNDS = [str(float(b)) for b in BUCKETS] + ["+Inf"]  # Prometheus's `le` labels
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -151,8 +152,7 @@ class BatchSizes:
         out = {}
         with self._lock:
             for phase, counts in self._counts.items():
-                bounds = [str(float(b)) for b in self.BUCKETS] + ["+Inf"]
-                out[phase] = (list(zip(bounds, itertools.accumulate(counts), strict=True)),
+                out[phase] = (list(zip(self._BOUNDS, itertools.accumulate(counts), strict=True)),
                               self._sums[phase])  # fmt: skip
         return out
 
@@ -301,14 +301,14 @@ def _open_engine(key: WeightsKey, options: dict[str, Any]) -> InferenceEngine:
 
 
 def _merged_engine(key: WeightsKey, options: dict[str, Any]) -> InferenceEngine:
-    """An engine on `root` with adapters merged in: a LoRA model trained on a LoRA parent."""
+    """An engine on `root` with adapters merged in: a LoRA model trained on a LoRA parent
+    (called from `_open_engine`, which has quieted transformers already)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from openrft.inference import Engine
 
-    _quiet_transformers()
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(key.root, dtype=dtype)
