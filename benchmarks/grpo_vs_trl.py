@@ -16,7 +16,9 @@ which computes the very same exact match).
 `--scale demo` (default): ~0.9M parameters, single-digit addition, group 8,
 8 prompts per step, at most 6 completion tokens. `--scale compute` (issue 8):
 hidden 512, 8 layers (~27M parameters), 128-token completions, started cold
-(no warm-up, so completions run long: the point is compute, not reward).
+(no warm-up, so completions run long: the point is compute, not reward), rewarded by
+`text_similarity` `fuzzy_match` (rapidfuzz's ratio on both sides), so rewards differ
+within groups and every group is trained.
 
 Not a test: it prints numbers and asserts nothing (DESIGN "Tests and benchmarks").
 """
@@ -43,12 +45,17 @@ SCALES: dict[str, dict[str, Any]] = {
         "max_completion": 6,
         "warmup_steps": 100,
         "steps": 30,
+        "reward": "exact",
     },
     "compute": {
         "model": {"hidden_size": 512, "num_layers": 8, "num_heads": 8, "intermediate_size": 1536},
         "max_completion": 128,
         "warmup_steps": 0,
         "steps": 6,
+        # A cold model never writes the sum, so exact match would give every group equal
+        # rewards, and openrft skips such groups (they have no gradient): a graded reward
+        # keeps every group in the training pass, which is the work this scale measures.
+        "reward": "fuzzy",
     },
 }
 WARMUP_BATCH, WARMUP_LR = 32, 1e-3
@@ -210,6 +217,7 @@ def summarize(result: dict[str, Any], n_params: int, skip: int) -> dict[str, flo
         "train_flops": 6 * n_params * trained / train_s,
         "train_flops_exec": 6 * n_params * executed / train_s,
         "mean_completion_len": generated / len(steps) / (GROUP * PROMPTS_PER_STEP),
+        "s_per_ktok": 1000 * sum(step_s) / generated,
         "rss_loaded_mib": result["rss_loaded_mib"],
     }
 
@@ -236,9 +244,10 @@ def print_table(rows: dict[str, dict[str, float]], peak: float, threads: int) ->
     line("  training s/step (median)", "training_s", ".3f")
     line("training GFLOP/s, per-sample equivalent (6·N·B·G·(P+C))", "train_flops_g", ".2f")
     line("  as % of the matmul peak", "train_peak_pct", ".1f")
-    line("training GFLOP/s executed (6·N·(B·P+B·G·C))", "train_flops_exec_g", ".2f")
+    line("training GFLOP/s executed (6·N·tokens run)", "train_flops_exec_g", ".2f")
     line("  as % of the matmul peak", "train_exec_pct", ".1f")
     line("mean completion length, tokens", "mean_completion_len", ".2f")
+    line("seconds per 1,000 completion tokens", "s_per_ktok", ".3f")
     line("RSS after imports + model load, MiB", "rss_loaded_mib", ".0f")
 
 
@@ -286,7 +295,8 @@ def parent(args: argparse.Namespace) -> None:
         "completion tokens of those steps / their total time; training FLOP/s counts the "
         "non-pad prompt+completion tokens of the training forward/backward: per-sample "
         "equivalent = every completion with its prompt (TRL's work, the same useful "
-        "result), executed = what openrft runs (each prompt once per group)."
+        "result), executed = the tokens openrft's training passes run (each prompt once "
+        "per group, no completion's last token, no group whose rewards are all equal)."
     )
     for system, result in results.items():
         print(
@@ -294,6 +304,13 @@ def parent(args: argparse.Namespace) -> None:
         )
         print(
             f"{system} seconds by step: " + " ".join(f"{s['step_s']:.3f}" for s in result["steps"])
+        )
+        print(
+            f"{system} mean completion length by step: "
+            + " ".join(
+                f"{s['completion_tokens'] / (GROUP * PROMPTS_PER_STEP):.1f}"
+                for s in result["steps"]
+            )
         )
 
 
@@ -338,15 +355,26 @@ def child_openrft(args: argparse.Namespace) -> dict[str, Any]:
     policy = Policy(model=model, tokenizer=tok, full=True, n_params=n_params)
     engine = Engine(model=model, tokenizer=tok, max_batch_size=GROUP * PROMPTS_PER_STEP)
     grading = GradingService()
-    grader = grading.parse(
-        {
-            "type": "string_check",
-            "name": "sum",
-            "input": "{{sample.output_text}}",
-            "reference": "{{item.reference_answer}}",
-            "operation": "eq",
-        }
-    )
+    if scale["reward"] == "exact":
+        grader = grading.parse(
+            {
+                "type": "string_check",
+                "name": "sum",
+                "input": "{{sample.output_text}}",
+                "reference": "{{item.reference_answer}}",
+                "operation": "eq",
+            }
+        )
+    else:
+        grader = grading.parse(
+            {
+                "type": "text_similarity",
+                "name": "sum",
+                "input": "{{sample.output_text}}",
+                "reference": "{{item.reference_answer}}",
+                "evaluation_metric": "fuzzy_match",
+            }
+        )
     method = ReinforcementMethod(
         policy=policy, engine=engine, grading=grading, grader=grader, train=prompts, valid=[],
         hp=hp, seed=args.seed, learning_rate=args.lr,
@@ -357,9 +385,19 @@ def child_openrft(args: argparse.Namespace) -> dict[str, Any]:
 
         profiler = cProfile.Profile()
     prompt_len = len(prompts[0].ids)
+    # Tokens the training forward passes run (the engine's run under inference mode): each
+    # prompt once per group, each completion but its last token, flat groups skipped.
+    executed = [0]
+
+    def count(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        if torch.is_grad_enabled():
+            executed[0] += kwargs["input_ids"].numel()
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
     steps = []
     for step in range(1, args.steps + 1):
         before = method.trained_tokens
+        executed[0] = 0
         if profiler is not None and step > 1:
             profiler.enable()
         started = time.perf_counter()
@@ -379,8 +417,7 @@ def child_openrft(args: argparse.Namespace) -> dict[str, Any]:
                 "training_s": timing["training"],
                 "completion_tokens": completion,
                 "trained_tokens": completion + prompt_len * GROUP * PROMPTS_PER_STEP,
-                # The prompt-shared forward runs each prompt once, not once per completion.
-                "executed_tokens": completion + prompt_len * PROMPTS_PER_STEP,
+                "executed_tokens": executed[0],
             }
         )
     engine.close()
@@ -416,6 +453,18 @@ def child_trl(args: argparse.Namespace) -> dict[str, Any]:
             1.0 if c[0]["content"] == a else 0.0 for c, a in zip(completions, answer, strict=True)
         ]
 
+    def fuzzy_sum(
+        completions: list[list[dict[str, str]]], answer: list[str], **_: Any
+    ) -> list[float]:
+        # the same score as openrft's text_similarity `fuzzy_match`: rapidfuzz's ratio / 100
+        from rapidfuzz import fuzz
+
+        return [
+            fuzz.ratio(c[0]["content"], a) / 100 for c, a in zip(completions, answer, strict=True)
+        ]
+
+    reward = exact_sum if scale["reward"] == "exact" else fuzzy_sum
+
     steps: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
 
@@ -450,11 +499,11 @@ def child_trl(args: argparse.Namespace) -> dict[str, Any]:
 
     def timed_reward(*a: Any, **k: Any) -> list[float]:
         started = time.perf_counter()
-        out = exact_sum(*a, **k)
+        out = reward(*a, **k)
         current["grading_s"] = current.get("grading_s", 0.0) + time.perf_counter() - started
         return out
 
-    timed_reward.__name__ = "exact_sum"
+    timed_reward.__name__ = reward.__name__
     config = GRPOConfig(
         output_dir=str(Path(args.out).parent / "trl-out"),
         per_device_train_batch_size=GROUP * PROMPTS_PER_STEP,

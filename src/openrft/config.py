@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["SETTABLE", "ProjectLimits", "Settings"]
 
 
 class Settings(BaseSettings):
@@ -115,3 +116,27 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+# Per-project limits live here, beside the server defaults they fall back to, so the CLI
+# can name the settable ones without importing the store.
+@dataclass(frozen=True)
+class ProjectLimits:
+    """What applies to one project; None means no limit (or keep forever)."""
+
+    max_storage_bytes: int | None = None
+    max_concurrent_jobs: int | None = None
+    rollout_retention_days: int | None = None
+    keep_checkpoints: int = 3
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> ProjectLimits:
+        return cls(
+            max_storage_bytes=settings.default_max_storage_bytes,
+            max_concurrent_jobs=settings.default_max_concurrent_jobs,
+            rollout_retention_days=settings.default_rollout_retention_days,
+            keep_checkpoints=settings.default_keep_checkpoints,
+        )
+
+
+SETTABLE = tuple(f.name for f in fields(ProjectLimits))

@@ -2,10 +2,10 @@
 
 `server` and `fresh_server` run on each store backend, SQLite and PostgreSQL: the tests
 of files, keys, models, metrics and restarts are the store's behaviour seen through the
-API. `serving_server`, shared by the serving tests, has the tiny model registered and
-small batch and queue bounds (16 rows, 2 waiting requests) so the queue-bound and
-disconnect tests can fill them with a few requests; serving reads the store once per
-model, so it stays on SQLite.
+API. `serving_server`, shared by the serving tests (`serving/`) and the export tests,
+has the tiny model registered and small batch and queue bounds (16 rows, 2 waiting
+requests) so the queue-bound and disconnect tests can fill them with a few requests;
+serving reads the store once per model, so it stays on SQLite.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SMALL_UPLOAD_LIMITS, Server, run_cli
+from support import SMALL_UPLOAD_LIMITS, Server, tiny_model_server
 from support.postgres import BACKENDS, database_env
 
 
@@ -41,15 +41,10 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
 
 @pytest.fixture(scope="session")
 def serving_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("serving")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(
-        data_dir,
-        env={
-            "OPENRFT_MAX_BATCH_SIZE": "16",
-            "OPENRFT_MAX_QUEUED_REQUESTS": "2",
-            "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
-        },
-    ).start()
-    yield srv
-    srv.stop()
+    env = {
+        "OPENRFT_MAX_BATCH_SIZE": "16",
+        "OPENRFT_MAX_QUEUED_REQUESTS": "2",
+        "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+    }
+    with tiny_model_server(tmp_path_factory.mktemp("serving"), env=env) as srv:
+        yield srv

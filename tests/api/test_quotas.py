@@ -11,23 +11,18 @@ import httpx
 import openai
 import pytest
 
-from support import Server, run_cli
+from support import Server, run_cli, tiny_model_server
 from support.jobs import ALL_PAIRS, addition_lines, upload
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("quotas")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
     # No job ever starts (OPENRFT_MAX_CONCURRENT_JOBS=0): created jobs stay queued, which
     # is what holds a concurrent-jobs slot, and no trainer spends the CPU. Every project
     # gets two concurrent jobs unless its own setting says otherwise.
-    server = Server(
-        data_dir,
-        env={"OPENRFT_MAX_CONCURRENT_JOBS": "0", "OPENRFT_DEFAULT_MAX_CONCURRENT_JOBS": "2"},
-    ).start()
-    yield server
-    server.stop()
+    env = {"OPENRFT_MAX_CONCURRENT_JOBS": "0", "OPENRFT_DEFAULT_MAX_CONCURRENT_JOBS": "2"}
+    with tiny_model_server(tmp_path_factory.mktemp("quotas"), env=env) as server:
+        yield server
 
 
 def _client(srv: Server, project: str) -> openai.OpenAI:

@@ -13,25 +13,20 @@ import openai
 import pytest
 from openai.types import FileObject, ModelDeleted
 
-from support import Server, run_cli
+from support import Server, run_cli, tiny_model_server
 from support.jobs import ALL_PAIRS, addition_lines, upload, wait_for
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("retention")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    server = Server(
-        data_dir,
-        env={
-            "OPENRFT_RETENTION_INTERVAL_S": "0.3",
-            "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
-            "OPENRFT_LEASE_TTL_S": "4",
-            "OPENRFT_HEARTBEAT_S": "0.5",
-        },
-    ).start()
-    yield server
-    server.stop()
+    env = {
+        "OPENRFT_RETENTION_INTERVAL_S": "0.3",
+        "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+        "OPENRFT_LEASE_TTL_S": "4",
+        "OPENRFT_HEARTBEAT_S": "0.5",
+    }
+    with tiny_model_server(tmp_path_factory.mktemp("retention"), env=env) as server:
+        yield server
 
 
 def blob_files(data_dir: Path) -> set[str]:

@@ -14,7 +14,7 @@ import pytest
 from openai.types import FileObject
 from openai.types.chat import ChatCompletion
 
-from support import Server, run_cli
+from support import Server, tiny_model_server
 from support.jobs import ALL_PAIRS, addition_lines, upload, wait_for
 from support.s3 import MotoS3
 
@@ -32,21 +32,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
 
 @pytest.fixture(scope="module")
 def s3_server(s3: MotoS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("s3-server")
+    env = {
+        **s3.env,
+        "OPENRFT_BLOB_URL": f"s3://{s3.bucket}/{PREFIX}",
+        "OPENRFT_LEASE_TTL_S": "4",
+        "OPENRFT_HEARTBEAT_S": "0.5",
+        "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+    }
     # Base models are not blobs: `tiny` stays a local folder under the data dir.
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(
-        data_dir,
-        env={
-            **s3.env,
-            "OPENRFT_BLOB_URL": f"s3://{s3.bucket}/{PREFIX}",
-            "OPENRFT_LEASE_TTL_S": "4",
-            "OPENRFT_HEARTBEAT_S": "0.5",
-            "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
-        },
-    ).start()
-    yield srv
-    srv.stop()
+    with tiny_model_server(tmp_path_factory.mktemp("s3-server"), env=env) as srv:
+        yield srv
 
 
 def test_files_round_trip_through_the_bucket(s3_server: Server, s3: MotoS3) -> None:

@@ -22,7 +22,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from support import Server, free_port, run_cli
+from support import Server, free_port, tiny_model_server
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -149,11 +149,9 @@ def test_prepare_writes_bedrock_rft_lines(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("examples")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(data_dir, env={"OPENRFT_SCHEDULER_INTERVAL_S": "0.2"}).start()
-    yield srv
-    srv.stop()
+    env = {"OPENRFT_SCHEDULER_INTERVAL_S": "0.2"}
+    with tiny_model_server(tmp_path_factory.mktemp("examples"), env=env) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import Server, run_cli
+from support import Server, tiny_model_server
 
 
 @pytest.fixture(scope="module")
 def job_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("jobs")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(
-        data_dir,
-        env={
-            "OPENRFT_LEASE_TTL_S": "4",
-            "OPENRFT_HEARTBEAT_S": "0.5",
-            "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
-        },
-    ).start()
-    yield srv
-    srv.stop()
+    env = {
+        "OPENRFT_LEASE_TTL_S": "4",
+        "OPENRFT_HEARTBEAT_S": "0.5",
+        "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
+    }
+    with tiny_model_server(tmp_path_factory.mktemp("jobs"), env=env) as srv:
+        yield srv

@@ -17,7 +17,7 @@ from openai.types.fine_tuning import FineTuningJob
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from wandb.proto import wandb_internal_pb2
 
-from support import Server, run_cli
+from support import Server, tiny_model_server
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
@@ -36,7 +36,6 @@ SFT = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("tracking")
     wandb_home = tmp_path_factory.mktemp("wandb-home")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
     # Offline, silent, and every folder wandb would touch under a temp dir: the worker
     # inherits the server's environment.
     env = {
@@ -49,9 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "WANDB_DIR": str(wandb_home / "runs"),
         "OPENRFT_SCHEDULER_INTERVAL_S": "0.2",
     }
-    srv = Server(data_dir, env=env).start()
-    yield srv
-    srv.stop()
+    with tiny_model_server(data_dir, env=env) as srv:
+        yield srv
 
 
 # -- reading what was written ------------------------------------------------------------

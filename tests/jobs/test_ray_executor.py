@@ -20,7 +20,7 @@ import openai
 import pytest
 import torch
 
-from support import Server, free_port, run_cli
+from support import Server, free_port, run_cli, tiny_model_server
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
@@ -149,11 +149,8 @@ def ray_env(cluster: RayCluster) -> dict[str, str]:
 def ray_server(
     ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ray-jobs")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(data_dir, env=ray_env(ray_cluster)).start()
-    yield srv
-    srv.stop()
+    with tiny_model_server(tmp_path_factory.mktemp("ray-jobs"), env=ray_env(ray_cluster)) as srv:
+        yield srv
 
 
 def ray_actor_of(cluster: RayCluster, pid: int) -> int:

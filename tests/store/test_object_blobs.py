@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,24 @@ def test_small_and_empty_blobs_round_trip(blobs: ObjectBlobStore) -> None:
         assert b"".join(blobs.iter_bytes(key)) == data
         assert blobs.path(key).read_bytes() == data
     assert blobs.keys("files") == ["files/a", "files/empty"]
+
+
+def test_stat_is_one_head_or_one_list(blobs: ObjectBlobStore, tmp_path: Path) -> None:
+    """`stat` gives what `size` and `modified` give, for an object, a folder, and nothing."""
+    started = time.time() - 5  # the server's clock may run a little behind ours
+    w = blobs.writer("files/a")
+    w.write(b"12345")
+    w.commit()
+    src = tmp_path / "src"
+    (src / "model").mkdir(parents=True)
+    (src / "model" / "weights").write_bytes(b"x" * 7)
+    (src / "state.pt").write_bytes(b"abc")
+    blobs.put_dir("jobs/ftjob-2", src)
+    for key, size in [("files/a", 5), ("jobs/ftjob-2", 10), ("jobs/ftjob-2/model", 7)]:
+        found = blobs.stat(key)
+        assert found is not None and found.size == size == blobs.size(key)
+        assert found.modified == blobs.modified(key) and found.modified >= started
+    assert blobs.stat("jobs/ftjob-nope") is None
 
 
 def test_put_dir_and_path_round_trip(

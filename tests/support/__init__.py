@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -156,3 +157,16 @@ class Server:
 
     def new_key(self, project: str) -> str:
         return run_cli("keys", "create", "--project", project, data_dir=self.data_dir)
+
+
+@contextmanager
+def tiny_model_server(data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A started server on `data_dir` with the tiny model `tiny` registered; stopped on exit.
+    Module- and session-scoped fixtures yield from it with their own `env`."""
+    server = Server(data_dir, env=env)  # first: `run_cli` then reaches its database
+    run_cli("models", "init", "tiny", data_dir=data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

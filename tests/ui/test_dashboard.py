@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Server, run_cli
+from support import Server, tiny_model_server
 from support.jobs import ALL_PAIRS, addition_lines, metrics_events, upload, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -36,11 +36,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ui")
-    run_cli("models", "init", "tiny", data_dir=data_dir)
-    srv = Server(data_dir, env={"OPENRFT_SCHEDULER_INTERVAL_S": "0.2"}).start()
-    yield srv
-    srv.stop()
+    env = {"OPENRFT_SCHEDULER_INTERVAL_S": "0.2"}
+    with tiny_model_server(tmp_path_factory.mktemp("ui"), env=env) as srv:
+        yield srv
 
 
 def start_job(srv: Server) -> str:

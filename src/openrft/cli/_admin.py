@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from openrft.config import Settings
+from openrft.config import SETTABLE, ProjectLimits, Settings
 
 __all__ = ["add_admin_commands"]
 
@@ -98,14 +98,6 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-_PROJECT_SETTINGS = (
-    "max_storage_bytes",
-    "max_concurrent_jobs",
-    "rollout_retention_days",
-    "keep_checkpoints",
-)
-
-
 def _limit(value: str) -> int | str:
     """A non-negative integer, or `none` to clear the setting back to the server default."""
     if value.lower() == "none":
@@ -118,28 +110,27 @@ def _limit(value: str) -> int | str:
 
 def cmd_projects_set(args: argparse.Namespace) -> int:
     _, store = _open_store(args)
-    values = {k: getattr(args, k) for k in _PROJECT_SETTINGS if getattr(args, k) is not None}
+    values = {k: getattr(args, k) for k in SETTABLE if getattr(args, k) is not None}
     row = store.projects.set(
         args.project, **{k: None if v == "none" else v for k, v in values.items()}
     )
-    print(args.project + ": " + ", ".join(f"{k}={getattr(row, k)}" for k in _PROJECT_SETTINGS))
+    print(args.project + ": " + ", ".join(f"{k}={getattr(row, k)}" for k in SETTABLE))
     return 0
 
 
 def cmd_projects_list(args: argparse.Namespace) -> int:
-    from openrft.store import ProjectLimits
-
     settings, store = _open_store(args)
     defaults = ProjectLimits.defaults(settings)
-    print("project\t" + "\t".join(_PROJECT_SETTINGS) + "\tstorage_used\tactive_jobs")
+    print("project\t" + "\t".join(SETTABLE) + "\tstorage_used\tactive_jobs")
     for name in store.projects.names():
-        row = store.projects.get(name)
+        row = store.projects.get(name)  # only to mark which values are the server's defaults
+        limits = store.projects.limits(name, defaults)
         cells = []
-        for key in _PROJECT_SETTINGS:
-            own = getattr(row, key) if row is not None else None
-            value = own if own is not None else getattr(defaults, key)
+        for key in SETTABLE:
+            value = getattr(limits, key)
             shown = "-" if value is None else str(value)
-            cells.append(shown if own is not None or value is None else f"{shown} (default)")
+            own = row is not None and getattr(row, key) is not None
+            cells.append(shown if own or value is None else f"{shown} (default)")
         used, active = store.projects.storage_used(name), store.projects.active_jobs(name)
         print("\t".join([name, *cells, str(used), str(active)]))
     return 0
@@ -253,7 +244,7 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersA
         "set", parents=[data_dir], help="set a project's quotas and retention ('none' clears)"
     )
     pset.add_argument("project")
-    for key in _PROJECT_SETTINGS:
+    for key in SETTABLE:
         pset.add_argument("--" + key.replace("_", "-"), dest=key, type=_limit)
     pset.set_defaults(func=cmd_projects_set)
     projects_sub.add_parser(

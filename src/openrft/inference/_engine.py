@@ -216,11 +216,13 @@ class Engine:
         *,
         adapter: str | None = None,
         seeds: Sequence[int] | None = None,
+        entropies: bool = False,
     ) -> list[list[Completion]]:
         """n completions for each prompt, all batched together; blocks the calling thread.
 
         `seeds[i]` seeds prompt i (its choice j draws from a random stream keyed by
         (seeds[i], j): Decision 13); without `seeds`, `sampling.seed` + i, or random.
+        `entropies`: each completion carries its tokens' sampling entropies.
         The trainer's requests skip the queue bound: it waits rather than fails.
         On return, a PeftModel the engine was built on has its own adapter active
         again; train only while no other request runs on this engine.
@@ -236,7 +238,9 @@ class Engine:
             params = replace(sampling, n=n, seed=seed)
             request = GenerationRequest(prompt=list(ids), sampling=params, adapter=adapter)
             sink = (lambda k: lambda item: results.put((k, item)))(i)
-            jobs.append(self._job(request, sink=sink, stream=False))
+            job = self._job(request, sink=sink, stream=False)
+            job.entropy = entropies
+            jobs.append(job)
         for job in jobs:
             self._scheduler.submit(job, bounded=False)
         out: list[list[Completion]] = [[] for _ in jobs]

@@ -12,9 +12,10 @@ import inspect
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, PreTrainedModel
+from transformers import PreTrainedModel
+from transformers.cache_utils import Cache, DynamicLayer
 
-__all__ = ["KVBatch", "cache_keyword"]
+__all__ = ["KVBatch", "RoomyLayer", "cache_keyword"]
 
 
 def cache_keyword(model: torch.nn.Module) -> str:
@@ -27,7 +28,7 @@ def cache_keyword(model: torch.nn.Module) -> str:
 class KVBatch:
     """KV cache, attention mask (B, T) and next position ids (B,) of the rows of one batch."""
 
-    def __init__(self, *, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
+    def __init__(self, *, cache: Cache, mask: torch.Tensor, positions: torch.Tensor) -> None:
         self.cache = cache
         self.mask = mask
         self.positions = positions
@@ -49,7 +50,7 @@ class KVBatch:
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[i, width - len(p) :] = 1
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (R, T)
-        cache = DynamicCache()
+        cache = Cache(layer_class_to_replicate=RoomyLayer)
         out = model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
@@ -84,8 +85,7 @@ class KVBatch:
         self.mask = self.mask.index_select(0, index)
         self.positions = self.positions.index_select(0, index)
         for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, index)
-            layer.values = layer.values.index_select(0, index)
+            layer.select_rows(index)
         self._trim()
 
     def extend(self, other: KVBatch) -> None:
@@ -94,10 +94,7 @@ class KVBatch:
         self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(other.mask, width)])
         self.positions = torch.cat([self.positions, other.positions])
         for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
-            mine.values = torch.cat(
-                [_pad_left(mine.values, width), _pad_left(theirs.values, width)]
-            )
+            mine.stack_rows(theirs, width)
 
     def _trim(self) -> None:
         if self.size == 0:
@@ -108,15 +105,75 @@ class KVBatch:
             return
         self.mask = self.mask[:, start:]
         for layer in self.cache.layers:
-            layer.keys = layer.keys[:, :, start:]
-            layer.values = layer.values[:, :, start:]
+            layer.drop_front(start)
 
 
-def _pad_left(t: torch.Tensor, width: int) -> torch.Tensor:
-    # The sequence axis is dim -1 of a mask (B, T) and dim -2 of keys/values (B, H, T, D).
-    seq_dim = -1 if t.dim() == 2 else -2
-    missing = width - t.shape[seq_dim]
-    if missing == 0:
-        return t
-    pad = (missing, 0) if seq_dim == -1 else (0, 0, missing, 0)
-    return F.pad(t, pad, value=0)
+def _pad_left(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """A `(B, T)` mask left-padded with zeros to `(B, width)`."""
+    return F.pad(mask, (width - mask.shape[1], 0), value=0)
+
+
+class RoomyLayer(DynamicLayer):
+    """A cache layer whose keys and values are views `(B, H, T, D)` of buffers with room
+    for more positions, so a decoding step writes its token in place; transformers'
+    `DynamicLayer` concatenates the whole cache instead, a copy of it per token (13% of a
+    decoding step at the compute scale of benchmarks/README.md). Rows are selected,
+    trimmed and stacked here, keeping the room.
+
+    The room is half the length (at least 8 positions): a long decode copies its cache a
+    logarithmic number of times, and a short one (the demo's 8-token prompts) carries
+    little unused room through its row selections."""
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.is_initialized, self.device = True, key_states.device
+            self._buffers = (key_states[:, :, :0], value_states[:, :, :0])
+            self._used = 0
+        n = key_states.shape[-2]
+        if self._used + n > self._buffers[0].shape[-2]:
+            self._resize(_with_room(self._used + n))
+        for buffer, new in zip(self._buffers, (key_states, value_states), strict=True):
+            buffer[:, :, self._used : self._used + n] = new
+        self._used += n
+        self._expose()
+        return self.keys, self.values
+
+    def select_rows(self, index: torch.Tensor) -> None:
+        """Keep (or repeat) the rows `index` (R,), in this order."""
+        self._buffers = tuple(b.index_select(0, index) for b in self._buffers)
+        self._expose()
+
+    def drop_front(self, start: int) -> None:
+        """Drop the first `start` positions (padding no row needs): a view, no copy."""
+        self._buffers = tuple(b[:, :, start:] for b in self._buffers)
+        self._used -= start
+        self._expose()
+
+    def stack_rows(self, other: RoomyLayer, width: int) -> None:
+        """Append `other`'s rows below these, both left-padded to `width` positions."""
+        rows = self.keys.shape[0] + other.keys.shape[0]
+        out = []
+        for mine, theirs in ((self.keys, other.keys), (self.values, other.values)):
+            buffer = mine.new_zeros((rows, mine.shape[1], _with_room(width), mine.shape[3]))
+            buffer[: mine.shape[0], :, width - mine.shape[2] : width] = mine
+            buffer[mine.shape[0] :, :, width - theirs.shape[2] : width] = theirs
+            out.append(buffer)
+        self._buffers, self._used = tuple(out), width
+        self._expose()
+
+    def _resize(self, capacity: int) -> None:
+        def grown(b: torch.Tensor) -> torch.Tensor:
+            new = b.new_zeros((b.shape[0], b.shape[1], capacity, b.shape[3]))
+            new[:, :, : self._used] = b[:, :, : self._used]
+            return new
+
+        self._buffers = tuple(grown(b) for b in self._buffers)
+
+    def _expose(self) -> None:
+        self.keys, self.values = (b[:, :, : self._used] for b in self._buffers)
+
+
+def _with_room(length: int) -> int:
+    return length + max(8, length // 2)

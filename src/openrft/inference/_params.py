@@ -170,6 +170,9 @@ class Completion:
     before temperature, top_p or a grammar mask (equal to the sampling policy's
     at temperature 1 and top_p 1). `text` excludes special tokens and stop strings;
     `logprobs` is OpenAI's `content` list (text tokens only), None unless asked for.
+    `token_entropies` are the entropies (nats) of `softmax(logits / temperature)` at each
+    token, before top_p or a grammar mask: the trainer's entropy of the sampling policy,
+    None unless asked for (`generate_groups(entropies=True)`).
     """
 
     index: int
@@ -178,6 +181,7 @@ class Completion:
     token_logprobs: list[float]
     finish_reason: FinishReason
     logprobs: list[TokenLogprob] | None = None
+    token_entropies: list[float] | None = None
 
     @property
     def truncated(self) -> bool:

@@ -54,6 +54,7 @@ class InferenceEngine(Protocol):
         *,
         adapter: str | None = None,
         seeds: Sequence[int] | None = None,
+        entropies: bool = False,
     ) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...

@@ -26,6 +26,7 @@ class Job:
     grammar: Any  # xgrammar.CompiledGrammar or None
     sink: Callable[[object], None]
     stream: bool
+    entropy: bool = False  # report each token's sampling entropy (for the trainer)
     cancelled: bool = False
     released: bool = False  # counted out of the scheduler's in-flight requests
     done: list[Completion | None] = field(default_factory=list)
@@ -58,6 +59,7 @@ class Row:
         self._text = TextStream(vocab=vocab, stop=job.sampling.stop)
         self.token_ids: list[int] = []
         self.token_logprobs: list[float] = []
+        self.token_entropies: list[float] | None = [] if job.entropy else None
         self.logprobs: list[TokenLogprob] | None = [] if job.sampling.logprobs else None
         self.finish_reason: FinishReason | None = None
 
@@ -67,10 +69,14 @@ class Row:
         logprob: float,
         top: tuple[list[float], list[int]] | None,
         stop_ids: set[int],
+        entropy: float | None = None,
     ) -> ChoiceDelta:
         """Take one sampled token; return what it adds to the stream."""
         self.token_ids.append(token)
         self.token_logprobs.append(logprob)
+        if self.token_entropies is not None:
+            assert entropy is not None, "a row that reports entropies got none"
+            self.token_entropies.append(entropy)
         if self.constraint is not None:
             self.constraint.accept(token)
         entries: list[TokenLogprob] = []
@@ -101,6 +107,7 @@ class Row:
             token_logprobs=self.token_logprobs,
             finish_reason=self.finish_reason,
             logprobs=self.logprobs,
+            token_entropies=self.token_entropies,
         )
 
     def _entry(

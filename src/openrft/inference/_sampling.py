@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["row_key", "sample", "top_logprobs", "uniforms"]
+__all__ = ["row_key", "sample", "sampling_entropy", "top_logprobs", "uniforms"]
 
 _MASK64 = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15
@@ -102,3 +102,11 @@ def top_logprobs(logprobs: torch.Tensor, k: int) -> tuple[list[list[float]], lis
     """The k most likely tokens of each row of `logprobs` (B, V), as Python lists."""
     values, ids = logprobs.topk(k, dim=-1)  # (B, k)
     return values.tolist(), ids.tolist()
+
+
+def sampling_entropy(logits: torch.Tensor, temperatures: list[float]) -> list[float]:
+    """Entropy (nats) of `softmax(logits / temperature)` per row of `logits` (B, V), as the
+    trainer defines it: before top_p and any grammar mask; temperature 0 counts as 1."""
+    temps = torch.tensor([t if t > 0.0 else 1.0 for t in temperatures], dtype=logits.dtype)
+    logp = torch.log_softmax(logits / temps.to(logits.device).unsqueeze(1), dim=-1)  # (B, V)
+    return (-(logp.exp() * logp).sum(-1)).tolist()  # (B,)

@@ -24,7 +24,7 @@ from ._detokenize import Vocab
 from ._kvcache import KVBatch
 from ._params import ChoiceDelta, GenerationResult, Usage
 from ._rows import Job, Row
-from ._sampling import row_key, sample, top_logprobs
+from ._sampling import row_key, sample, sampling_entropy, top_logprobs
 from ._stream import AsyncSink, deliver_batched
 
 __all__ = ["Scheduler"]
@@ -253,6 +253,9 @@ class Scheduler:
         """Sample one token for every row of `logits` (B, V); return the rows still running."""
         logits = logits.float().cpu()
         logprobs = torch.log_softmax(logits, dim=-1)  # (B, V) raw model log-probabilities
+        entropies = None
+        if any(r.job.entropy for r in rows):
+            entropies = sampling_entropy(logits, [r.job.sampling.temperature for r in rows])
         constrained = [i for i, r in enumerate(rows) if r.constraint is not None]
         if constrained:
             logits = logits.clone()  # the mask must not leak into the reported log-probabilities
@@ -270,8 +273,9 @@ class Scheduler:
         deltas: dict[Job, list[ChoiceDelta]] = {}
         for i, row in enumerate(rows):
             top = (tops[0][i], tops[1][i]) if tops else None
+            entropy = entropies[i] if entropies is not None else None
             deltas.setdefault(row.job, []).append(
-                row.advance(tokens[i], chosen[i], top, self._stop_ids)
+                row.advance(tokens[i], chosen[i], top, self._stop_ids, entropy)
             )
         self._emit(rows, deltas)
         return [i for i, r in enumerate(rows) if r.finish_reason is None]

@@ -88,9 +88,19 @@ class VLLMEngine:
         *,
         adapter: str | None = None,
         seeds: Sequence[int] | None = None,
+        entropies: bool = False,
     ) -> list[list[Completion]]:
+        """As `Engine.generate_groups`: `seeds[i]` seeds prompt i; without `seeds`,
+        `sampling.seed` + i (prompts must not share one stream), or random.
+        `entropies` is not honoured: vLLM returns no entropies, so completions carry
+        None and the trainer computes them in its own forward pass."""
+
         async def one(i: int, ids: Sequence[int]) -> list[Completion]:
-            seed = seeds[i] if seeds is not None else sampling.seed
+            seed = (
+                seeds[i]
+                if seeds is not None
+                else (None if sampling.seed is None else sampling.seed + i)
+            )
             params = replace(sampling, n=n, seed=seed)
             return (
                 await self.generate(

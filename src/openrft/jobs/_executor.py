@@ -11,11 +11,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Executor", "Finished", "LocalExecutor", "worker_argv"]
+__all__ = ["Executor", "Finished", "LocalExecutor", "stop_processes", "worker_argv"]
 
 WORKER_MODULE = "openrft.training.worker"
 
@@ -30,6 +31,23 @@ class Finished:
 def worker_argv(job_id: str, token: str, data_dir: Path) -> list[str]:
     """The flags every executor starts `WORKER_MODULE` with."""
     return ["--job-id", job_id, "--lease-token", token, "--data-dir", str(data_dir)]
+
+
+def stop_processes(
+    procs: Iterable[subprocess.Popen[bytes]], *, timeout: float, term: bool = True
+) -> None:
+    """SIGTERM each running worker (it checkpoints and exits), then wait for each; one
+    still running after `timeout` is killed. `term=False` only waits before killing."""
+    running = [proc for proc in procs if proc.poll() is None]
+    if term:
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Executor(Protocol):
@@ -84,13 +102,5 @@ class LocalExecutor:
 
     def stop_all(self, *, timeout: float) -> None:
         """Ask every worker to checkpoint and stop (SIGTERM), then make sure they did."""
-        for _, proc in self._procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in self._procs.values():
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes([proc for _, proc in self._procs.values()], timeout=timeout)
         self._procs.clear()

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openrft.jobs._executor import WORKER_MODULE, Finished, worker_argv
+from openrft.jobs._executor import WORKER_MODULE, Finished, stop_processes, worker_argv
 
 __all__ = ["RayExecutor"]
 
@@ -106,15 +106,8 @@ class WorkerProcess:
         with self._lock:
             self._stopped = True
             proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        if term:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_processes([proc], timeout=timeout, term=term)
 
 
 @dataclass

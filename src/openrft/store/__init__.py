@@ -8,7 +8,7 @@ from openrft.store._ids import new_id, now
 from openrft.store._jobs import TERMINAL
 from openrft.store._object_blobs import ObjectBlobStore
 from openrft.store._pages import Page
-from openrft.store._projects import ProjectLimits
+from openrft.store._projects import SETTABLE, ProjectLimits
 from openrft.store._store import Store
 from openrft.store._tables import (
     ApiKeyRow,
@@ -22,6 +22,7 @@ from openrft.store._tables import (
 )
 
 __all__ = [
+    "SETTABLE",
     "TERMINAL",
     "ApiKeyRow",
     "CheckpointRow",

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-__all__ = ["BlobStore", "BlobUpload", "check_key"]
+__all__ = ["BlobStat", "BlobStore", "BlobUpload", "check_key"]
 
 
 def check_key(key: str) -> str:
     if not key or ".." in key.split("/") or key.startswith("/"):
         raise ValueError(f"invalid blob key {key!r}")
     return key
+
+
+class BlobStat(NamedTuple):
+    """A key's bytes and age, from one walk of a folder (or one HEAD or LIST on S3)."""
+
+    size: int  # a blob's bytes, or the sum over a folder's files
+    modified: float  # the newest modification time under the key, epoch seconds
 
 
 class BlobUpload(Protocol):
@@ -43,7 +50,13 @@ class BlobStore(Protocol):
         """Remove the blob `key`, or everything under it; absent keys are no error."""
         ...
 
-    def size(self, key: str) -> int: ...
+    def size(self, key: str) -> int:
+        """`stat(key).size`, or 0 if the key is absent."""
+        ...
+
+    def stat(self, key: str) -> BlobStat | None:
+        """Bytes under `key` and its newest modification time; None if absent."""
+        ...
 
     def keys(self, prefix: str) -> list[str]:
         """The keys one level below `prefix` (blobs and folders), sorted."""
@@ -64,7 +77,7 @@ class BlobStore(Protocol):
         ...
 
     def modified(self, key: str) -> float | None:
-        """The newest modification time (epoch seconds) under `key`; None if absent."""
+        """`stat(key).modified`: the newest modification time under `key`; None if absent."""
         ...
 
     def ready(self) -> bool:

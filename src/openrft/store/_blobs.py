@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from openrft.store._blob_store import BlobStat
+
 __all__ = ["BlobWriter", "LocalBlobStore"]
 
 
@@ -112,10 +114,26 @@ class LocalBlobStore:
 
     def size(self, key: str) -> int:
         """Bytes under `key`: a file's size, or the sum over a folder's files; 0 if absent."""
+        found = self.stat(key)
+        return found.size if found is not None else 0
+
+    def stat(self, key: str) -> BlobStat | None:
+        """Size and newest mtime (the folder's own, or any file's in it) in one walk."""
         p = self.path(key)
-        if p.is_file():
-            return p.stat().st_size
-        return sum(_size(f) for f in p.rglob("*")) if p.is_dir() else 0
+        try:
+            newest = p.lstat().st_mtime
+        except FileNotFoundError:
+            return None
+        if not p.is_dir():
+            return BlobStat(size=_size(p), modified=newest)
+        size = 0
+        for child in p.rglob("*"):
+            try:
+                newest = max(newest, child.lstat().st_mtime)
+            except FileNotFoundError:  # deleted while we walked
+                continue
+            size += _size(child)
+        return BlobStat(size=size, modified=newest)
 
     def keys(self, prefix: str) -> list[str]:
         base = self.path(prefix)
@@ -149,18 +167,8 @@ class LocalBlobStore:
                 yield chunk
 
     def modified(self, key: str) -> float | None:
-        """The newest mtime under `key` (the folder's own, or any file's in it)."""
-        p = self.path(key)
-        try:
-            newest = p.lstat().st_mtime
-        except FileNotFoundError:
-            return None
-        for child in p.rglob("*") if p.is_dir() else ():
-            try:
-                newest = max(newest, child.lstat().st_mtime)
-            except FileNotFoundError:  # deleted while we walked
-                continue
-        return newest
+        found = self.stat(key)
+        return found.modified if found is not None else None
 
     def ready(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.W_OK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openrft.errors import NotFound
 from openrft.store._blob_store import BlobStore, BlobUpload
@@ -18,6 +19,16 @@ def _live():  # noqa: ANN202 - a SQL condition
     """Not expired: an expired file is absent to every read, even before the sweep that
     deletes it has run (OpenAI's `expires_after`)."""
     return (FileRow.expires_at.is_(None)) | (FileRow.expires_at > now())
+
+
+def _live_file(s: Session, project: str, file_id: str) -> FileRow:
+    """The project's file `file_id`, unless it is absent or expired."""
+    row = s.scalar(
+        select(FileRow).where(FileRow.id == file_id, FileRow.project == project, _live())
+    )
+    if row is None:
+        raise NotFound(f"No such File object: {file_id}", param="id")
+    return row
 
 
 class FileRepository:
@@ -66,12 +77,7 @@ class FileRepository:
 
     def get(self, project: str, file_id: str) -> FileRow:
         with self._db.session() as s:
-            row = s.scalar(
-                select(FileRow).where(FileRow.id == file_id, FileRow.project == project, _live())
-            )
-        if row is None:
-            raise NotFound(f"No such File object: {file_id}", param="id")
-        return row
+            return _live_file(s, project, file_id)
 
     def list(
         self, project: str, *, purpose: str | None, limit: int, order: str, after: str | None
@@ -98,11 +104,7 @@ class FileRepository:
 
     def delete(self, project: str, file_id: str) -> None:
         with self._db.session() as s:
-            row = s.scalar(
-                select(FileRow).where(FileRow.id == file_id, FileRow.project == project, _live())
-            )
-            if row is None:
-                raise NotFound(f"No such File object: {file_id}", param="id")
+            row = _live_file(s, project, file_id)
             s.delete(row)
         self._blobs.delete(row.blob_key)
 

@@ -96,11 +96,10 @@ def collect_garbage(store: Store, *, dry_run: bool = False, min_age_s: float = 3
     cutoff = time.time() - min_age_s
     report = GcReport(dry_run=dry_run)
     for key in _candidates(store, refs):
-        modified = store.blobs.modified(key)
-        if modified is None or modified > cutoff:  # gone meanwhile, or too recent
+        found = store.blobs.stat(key)  # one walk (or one HEAD/LIST) for both
+        if found is None or found.modified > cutoff:  # gone meanwhile, or too recent
             continue
-        size = store.blobs.size(key)
         if not dry_run:
             store.blobs.delete(key)
-        report.removed.append((key, size))
+        report.removed.append((key, found.size))
     return report

@@ -37,6 +37,31 @@ def _leasable(t: float) -> Select[tuple[JobRow]]:
     )
 
 
+def _new_lease(owner: str, ttl: float) -> dict[str, Any]:
+    """The lease columns a winning scheduler writes; `attempts` also rises by one."""
+    return {
+        "lease_token": new_id("lease_", 16),
+        "lease_owner": owner,
+        "lease_expires_at": time.time() + ttl,
+    }
+
+
+def _hold(job: JobRow, lease: dict[str, Any]) -> JobRow:
+    """Set `lease` and the next attempt on `job` (a flush writes them on a tracked row)."""
+    for column, value in lease.items():
+        setattr(job, column, value)
+    job.attempts += 1
+    return job
+
+
+def _seq(s: Any, table: Any, object_id: str, scope: Any) -> int:
+    """The cursor `object_id`'s position, if the row lies in `scope` (its project or job)."""
+    seq = s.scalar(select(table.seq).where(table.id == object_id, scope))
+    if seq is None:
+        raise NotFound(f"No such object: {object_id}", param="after")
+    return seq
+
+
 class JobRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -68,17 +93,10 @@ class JobRepository:
             query = select(JobRow).where(JobRow.project == project)
             for key, value in metadata.items():
                 query = query.where(JobRow.job_metadata[key].as_string() == value)
-            after_seq = self._seq(s, JobRow, after, project) if after else None
+            after_seq = _seq(s, JobRow, after, JobRow.project == project) if after else None
             return paginate(
                 s, query, seq_column=JobRow.seq, after_seq=after_seq, limit=limit, descending=True
             )
-
-    @staticmethod
-    def _seq(s: Any, table: Any, object_id: str, project: str) -> int:
-        seq = s.scalar(select(table.seq).where(table.id == object_id, table.project == project))
-        if seq is None:
-            raise NotFound(f"No such object: {object_id}", param="after")
-        return seq
 
     def update(self, job_id: str, *, token: str | None = None, **fields: Any) -> bool:
         """Update a job that is not finished (and, with `token`, still leased by the caller)."""
@@ -127,22 +145,16 @@ class JobRepository:
             candidates = list(s.scalars(_leasable(t).order_by(JobRow.seq).limit(limit)))
         won = []
         for job in candidates:
-            token = new_id("lease_", 16)
+            lease = _new_lease(owner, ttl)
             with self._db.session() as s:
                 changed = s.execute(
                     update(JobRow)
                     .where(JobRow.id == job.id, JobRow.status.in_(_RUNNABLE))
                     .where((JobRow.lease_expires_at.is_(None)) | (JobRow.lease_expires_at < t))
-                    .values(
-                        lease_token=token,
-                        lease_owner=owner,
-                        lease_expires_at=time.time() + ttl,
-                        attempts=JobRow.attempts + 1,
-                    )
+                    .values(**lease, attempts=JobRow.attempts + 1)
                 ).rowcount
-            if changed:
-                job.lease_token, job.attempts = token, job.attempts + 1
-                won.append((job, token))
+            if changed:  # mirror the row the UPDATE wrote on the caller's copy
+                won.append((_hold(job, lease), lease["lease_token"]))
         return won
 
     def _lease_skip_locked(self, *, owner: str, ttl: float, limit: int) -> list[tuple[JobRow, str]]:
@@ -153,11 +165,8 @@ class JobRepository:
         with self._db.session() as s:
             query = _leasable(time.time()).order_by(JobRow.seq).limit(limit)
             for job in s.scalars(query.with_for_update(skip_locked=True)):
-                token = new_id("lease_", 16)
-                job.lease_token, job.lease_owner = token, owner
-                job.lease_expires_at = time.time() + ttl
-                job.attempts += 1
-                won.append((job, token))
+                lease = _new_lease(owner, ttl)
+                won.append((_hold(job, lease), lease["lease_token"]))
         return won
 
     def count_by_status(self) -> dict[str, int]:
@@ -224,13 +233,7 @@ class JobRepository:
     ) -> Page[Any]:
         """A job's events, checkpoints or rollouts, newest first, after the cursor `after`."""
         with self._db.session() as s:
-            after_seq = None
-            if after:
-                after_seq = s.scalar(
-                    select(table.seq).where(table.id == after, table.job_id == job_id)
-                )
-                if after_seq is None:
-                    raise NotFound(f"No such object: {after}", param="after")
+            after_seq = _seq(s, table, after, table.job_id == job_id) if after else None
             query = select(table).where(table.job_id == job_id, *where)
             return paginate(
                 s, query, seq_column=table.seq, after_seq=after_seq, limit=limit, descending=True

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
 from openrft.errors import NotFound, Unavailable
-from openrft.store._blob_store import check_key
+from openrft.store._blob_store import BlobStat, check_key
 
 if TYPE_CHECKING:
     from obstore import WritableFile
@@ -221,11 +221,20 @@ class ObjectBlobStore:
 
     def size(self, key: str) -> int:
         """Bytes under `key`: an object's size, or the sum over a folder's; 0 if absent."""
+        found = self.stat(key)
+        return found.size if found is not None else 0
+
+    def stat(self, key: str) -> BlobStat | None:
+        """One HEAD for an object, or one LIST for a folder; None if neither exists."""
         check_key(key)
         head = self._head(key)
-        if head is not None:
-            return int(head["size"])
-        return sum(int(meta["size"]) for meta in self._list(key))
+        metas = [head] if head is not None else self._list(key)
+        if not metas:
+            return None
+        return BlobStat(
+            size=sum(int(m["size"]) for m in metas),
+            modified=max(m["last_modified"].timestamp() for m in metas),
+        )
 
     def keys(self, prefix: str) -> list[str]:
         import obstore
@@ -238,10 +247,8 @@ class ObjectBlobStore:
         return sorted(names)
 
     def modified(self, key: str) -> float | None:
-        check_key(key)
-        head = self._head(key)
-        metas = [head] if head is not None else self._list(key)
-        return max((m["last_modified"].timestamp() for m in metas), default=None)
+        found = self.stat(key)
+        return found.modified if found is not None else None
 
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         """Asks for the object at once, so a missing one raises `NotFound` here, before a

@@ -6,12 +6,12 @@ overrides the server-wide defaults (`Settings.default_*`), column by column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
 
-from openrft.config import Settings
+from openrft.config import SETTABLE, ProjectLimits
 from openrft.store._blob_store import BlobStore
 from openrft.store._db import Database
 from openrft.store._tables import ApiKeyRow, FileRow, JobRow, ProjectRow
@@ -20,28 +20,6 @@ __all__ = ["ACTIVE", "ProjectLimits", "ProjectRepository"]
 
 # Job statuses that hold a concurrent-jobs slot: everything not finished.
 ACTIVE = ("validating_files", "queued", "running", "paused")
-
-
-@dataclass(frozen=True)
-class ProjectLimits:
-    """What applies to one project; None means no limit (or keep forever)."""
-
-    max_storage_bytes: int | None = None
-    max_concurrent_jobs: int | None = None
-    rollout_retention_days: int | None = None
-    keep_checkpoints: int = 3
-
-    @classmethod
-    def defaults(cls, settings: Settings) -> ProjectLimits:
-        return cls(
-            max_storage_bytes=settings.default_max_storage_bytes,
-            max_concurrent_jobs=settings.default_max_concurrent_jobs,
-            rollout_retention_days=settings.default_rollout_retention_days,
-            keep_checkpoints=settings.default_keep_checkpoints,
-        )
-
-
-SETTABLE = tuple(f.name for f in fields(ProjectLimits))
 
 
 class ProjectRepository:

@@ -125,7 +125,7 @@ class ReinforcementMethod:
         # This rank's share of the step's B prompts; whole groups, so advantages are unchanged.
         lo, hi = self.workers.shard(len(picked))
         prompts = [self.train[i] for i in picked[lo:hi]]
-        groups = self.sample(prompts, step, self.group, indices=range(lo, hi))  # b lists of G
+        groups = self.sample(prompts, step, self.group, indices=range(lo, hi), entropies=True)
         sampled = time.perf_counter()
         grades = self.score(prompts, groups)  # b*G results, group-major
         if self.hp.dynamic_sampling:
@@ -149,18 +149,26 @@ class ReinforcementMethod:
         )
 
     def sample(
-        self, prompts: list[Prompt], step: int, n: int, *, indices: Sequence[int] | None = None
+        self,
+        prompts: list[Prompt],
+        step: int,
+        n: int,
+        *,
+        indices: Sequence[int] | None = None,
+        entropies: bool = False,
     ) -> list[list[Completion]]:
-        """`n` completions per prompt; prompt k draws from the stream of `indices[k]` (its
-        index in the step's whole batch: the same on any rank), by default its position."""
+        """`n` completions per prompt (b lists of n); prompt k draws from the stream of
+        `indices[k]` (its index in the step's whole batch: the same on any rank), by default
+        its position. `entropies`: with the sampler's token entropies, for training."""
         if not prompts:
             return []
         self.policy.model.eval()
         keys = range(len(prompts)) if indices is None else indices
         seeds = [_sample_seed(self.seed, step, k) for k in keys]
         return self.engine.generate_groups(
-            [p.ids for p in prompts], n, self.sampling, seeds=seeds, adapter=self.adapter
-        )
+            [p.ids for p in prompts], n, self.sampling, seeds=seeds, adapter=self.adapter,
+            entropies=entropies,
+        )  # fmt: skip
 
     def score(self, prompts: list[Prompt], groups: list[list[Completion]]) -> list[GradeResult]:
         samples, items = [], []
@@ -220,7 +228,7 @@ class ReinforcementMethod:
             base = round_ * len(self.train)  # seeds apart from the step's own prompts
             mine = [k for k, i in enumerate(flat) if first <= i < first + len(prompts)]
             new_groups = self.sample(
-                [extra[k] for k in mine], step, g, indices=[base + k for k in mine]
+                [extra[k] for k in mine], step, g, indices=[base + k for k in mine], entropies=True
             )
             new_grades = self.score([extra[k] for k in mine], new_groups)
             for m, k in enumerate(mine):
@@ -243,6 +251,7 @@ class ReinforcementMethod:
                 pad_id=self.policy.tokenizer.pad_token_id,
                 temperature=self.hp.temperature,
                 cache_kw=self.cache_kw,
+                entropies=[c.token_entropies for c in flat],
             )
         metrics, totals = shard_backward(
             model,

@@ -93,6 +93,7 @@ def run_reinforcement(
         max_batch_size=max(8, hp.batch_size * hp.group_size),
     )
     grading = _grading(settings)
+    method: ReinforcementMethod | None = None
     try:
         method = ReinforcementMethod(
             policy=policy,
@@ -108,16 +109,14 @@ def run_reinforcement(
             response_format=body.get("response_format"),
             workers=workers,
         )
-    except BaseException:
-        engine.close()
-        asyncio.run(grading.aclose())
-        raise
-    try:
         return run_loop(runtime, method, hp, workers)  # type: ignore[arg-type]
-    except GraderFailure as exc:
+    except GraderFailure as exc:  # raised by a step's scoring, never while assembling
         runtime.fail("grader_error", str(exc))
         runtime.release()
         return "failed"
     finally:
         engine.close()
-        method.close()
+        if method is not None:
+            method.close()  # the grading clients, on the event loop the method ran them in
+        else:  # it failed to assemble: no loop of its own to close them on
+            asyncio.run(grading.aclose())

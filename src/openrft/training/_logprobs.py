@@ -13,10 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from openrft.training._packing import PackedLayout, packed_attention
+
 __all__ = [
     "completion_logprobs",
     "group_completion_logprobs",
-    "pack_groups",
     "packed_group_logprobs",
     "token_entropy",
     "token_logprobs",
@@ -215,91 +216,33 @@ def _position_stats(logits: Tensor, temperature: float, with_entropy: bool):
     return torch.cat(lse).view(shape), torch.cat(entropy).view(shape) if with_entropy else None
 
 
-def pack_groups(lengths: list[int], budget: int) -> list[list[int]]:
-    """Groups (by their token counts) into rows of at most `budget` tokens, first fit in
-    order; a group longer than the budget gets a row of its own."""
-    rows: list[list[int]] = []
-    used: list[int] = []
-    for i, n in enumerate(lengths):
-        for r, u in enumerate(used):
-            if u + n <= budget:
-                rows[r].append(i)
-                used[r] += n
-                break
-        else:
-            rows.append([i])
-            used.append(n)
-    return rows
-
-
 def packed_group_logprobs(
     model: Any,
     prompts: list[list[int]],
     completions: list[list[int]],
     *,
     pad_id: int,
-    row_tokens: int = 512,
     temperature: float = 1.0,
     with_entropy: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """`group_completion_logprobs` without padding: each group is its prompt once and then
-    its G completions back to back, each completion seeing its prompt and itself only (a
-    block mask) at the positions right after the prompt (RoPE as if it ran alone); groups
-    are packed into rows of up to `row_tokens` tokens, so ragged completions and prompts
-    cost what their tokens cost.
+    """`group_completion_logprobs` without padding: the batch as one row, each prompt once
+    and each completion's tokens after it (`_packing.PackedLayout`), with attention per
+    prompt and per completion; logits only where a completion token is predicted.
 
-    The mask is `(R, 1, L, L)` for R rows of L tokens: keep `row_tokens` short (attention
-    runs over whole rows). Returns `(B*G, C)` log-probabilities (right-padded to the
-    longest completion) and entropies, like the other forms.
-    """
-    b, n = len(prompts), len(completions)
-    assert n % b == 0, f"{n} completions do not split into groups of {b} prompts"
-    g = n // b
+    Needs a model whose attention goes through transformers' `AttentionInterface`
+    (`_packing.can_pack`); raises `NotPackable` for windowed or soft-capped attention.
+    Returns `(B*G, C)` log-probabilities (right-padded to the longest completion) and
+    entropies, like the other forms."""
     device = next(model.parameters()).device
-    c = max(len(x) for x in completions)
-    sizes = [
-        len(prompts[i]) + sum(len(x) for x in completions[i * g : (i + 1) * g]) for i in range(b)
-    ]
-    rows = pack_groups(sizes, row_tokens)
-    width = max(sum(sizes[i] for i in row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (R, L)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)  # (R, L)
-    allow = torch.eye(width, dtype=torch.bool).repeat(
-        len(rows), 1, 1
-    )  # (R, L, L); pads see themselves
-    # For completion token (j, k): its row, and the position whose logits predict it.
-    row_of = torch.zeros((n,), dtype=torch.long)  # (N,)
-    source = torch.zeros((n, c), dtype=torch.long)  # (N, C)
-    tokens = torch.full((n, c), pad_id, dtype=torch.long)  # (N, C)
-    for r, groups in enumerate(rows):
-        start = 0
-        for i in groups:
-            p, at = len(prompts[i]), start
-            prompt = slice(at, at + p)
-            ids[r, prompt] = torch.tensor(prompts[i], dtype=torch.long)
-            positions[r, prompt] = torch.arange(p)
-            allow[r, prompt, prompt] = torch.ones(p, p, dtype=torch.bool).tril()
-            start += p
-            for j in range(i * g, (i + 1) * g):
-                k = len(completions[j])
-                span = slice(start, start + k)
-                ids[r, span] = torch.tensor(completions[j], dtype=torch.long)
-                positions[r, span] = torch.arange(p, p + k)
-                allow[r, span, prompt] = True
-                allow[r, span, span] = torch.ones(k, k, dtype=torch.bool).tril()
-                tokens[j, :k] = ids[r, span]
-                row_of[j] = r
-                # Token 0 is predicted by the prompt's last position, token t by token t - 1.
-                source[j, :k] = torch.tensor([at + p - 1, *range(start, start + k - 1)])
-                start += k
-    logits = model(
-        input_ids=ids.to(device),
-        attention_mask=allow.unsqueeze(1).to(device),  # (R, 1, L, L), True = attend
-        position_ids=positions.to(device),
-        use_cache=False,
-    ).logits  # (R, L, V)
-    rows_ix, cols = row_of.unsqueeze(1).expand(n, c).to(device), source.to(device)  # (N, C)
-    picked = logits[rows_ix, cols, tokens.to(device)]  # (N, C): the tokens' raw logits
-    lse, entropy = _position_stats(logits, temperature, with_entropy)  # (R, L) each
-    logps = picked.float() / temperature - lse[rows_ix, cols]  # (N, C)
-    return logps, entropy[rows_ix, cols] if entropy is not None else None
+    layout = PackedLayout(prompts, completions, pad_id=pad_id).to(device)
+    with packed_attention(model, layout):
+        logits = model(
+            input_ids=layout.input_ids,
+            position_ids=layout.position_ids,
+            logits_to_keep=layout.keep,
+            use_cache=False,
+        ).logits  # (1, K, V)
+    picked = logits[0, layout.source, layout.tokens]  # (N, C): the tokens' raw logits
+    lse, entropy = _position_stats(logits, temperature, with_entropy)  # (1, K) each
+    logps = picked.float() / temperature - lse[0, layout.source]  # (N, C)
+    return logps, entropy[0, layout.source] if entropy is not None else None

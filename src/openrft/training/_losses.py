@@ -27,7 +27,9 @@ __all__ = [
     "grpo_loss",
     "k3_kl",
     "mask_truncated",
+    "masked_mean",
     "merge_shard_metrics",
+    "with_skipped_rows",
 ]
 
 
@@ -188,7 +190,7 @@ def _kl_term(
     return per_token_kl * ratio if config.use_bias_correction_kl else per_token_kl  # (B, T)
 
 
-def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Token mean over the mask; a `(B, 1)` sequence-level value counts once per sequence."""
     if x.shape[1] == 1:
         return x.mean()  # ()
@@ -216,11 +218,11 @@ def _clip_metrics(
     high = ((ratio > 1 + config.clip_high) & (advantages > 0)).float()  # (B, T)
     low_seq, high_seq = _sequence_means(low, mask), _sequence_means(high, mask)  # (B,), (B,)
     return {
-        "clip_ratio/low_mean": _masked_mean(low, mask),
+        "clip_ratio/low_mean": masked_mean(low, mask),
         "clip_ratio/low_min": _nanmin(low_seq),
-        "clip_ratio/high_mean": _masked_mean(high, mask),
+        "clip_ratio/high_mean": masked_mean(high, mask),
         "clip_ratio/high_max": -_nanmin(-high_seq),
-        "clip_ratio/region_mean": _masked_mean(torch.maximum(low, high), mask),
+        "clip_ratio/region_mean": masked_mean(torch.maximum(low, high), mask),
     }
 
 
@@ -277,12 +279,12 @@ def grpo_loss(
     if config.beta != 0.0 or ref_logps is not None:
         per_token_kl = _kl_term(logps, ref_logps, ratio, config)  # (B, T)
         per_token_loss = per_token_loss + config.beta * per_token_kl  # (B, T)
-        metrics["kl"] = _masked_mean(per_token_kl, mask)
+        metrics["kl"] = masked_mean(per_token_kl, mask)
     loss = aggregate(per_token_loss, mask, norm)  # ()
     metrics["loss"] = loss
     metrics["pg_loss"] = aggregate(surrogate, mask, norm)
     if entropy is not None:
-        metrics["entropy"] = _masked_mean(entropy, mask)
+        metrics["entropy"] = masked_mean(entropy, mask)
     names = list(metrics)
     values = torch.stack([metrics[k].detach().float() for k in names]).tolist()  # one device sync
     return loss, dict(zip(names, values, strict=True))
@@ -305,4 +307,21 @@ def merge_shard_metrics(shards: list[tuple[dict[str, float], int]]) -> dict[str,
             out[name] = pick(kept) if kept else float("nan")
         else:
             out[name] = sum(m[name] * t for m, t in shards) / max(tokens, 1)
+    return out
+
+
+# Metrics that are token means, and the extremes over sequences, of `_clip_metrics`.
+_CLIP_MEANS = ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean")
+
+
+def with_skipped_rows(metrics: dict[str, float], *, trained: int, tokens: int) -> dict[str, float]:
+    """`grpo_loss`'s metrics over `trained` of the shard's `tokens` active tokens, as if the
+    skipped rows (zero advantage, ratio 1: no loss and never clipped) had been computed."""
+    out = dict(metrics) or {"loss": 0.0, "pg_loss": 0.0}
+    for name in _CLIP_MEANS:
+        out[name] = out.get(name, 0.0) * trained / max(tokens, 1)
+    low, high = out.get("clip_ratio/low_min", math.nan), out.get("clip_ratio/high_max", math.nan)
+    skipped = tokens > trained
+    out["clip_ratio/low_min"] = 0.0 if skipped or math.isnan(low) else low
+    out["clip_ratio/high_max"] = 0.0 if math.isnan(high) else high
     return out

@@ -18,9 +18,12 @@ from openrft.training._losses import (
     StepTotals,
     grpo_loss,
     mask_truncated,
+    masked_mean,
     merge_shard_metrics,
+    with_skipped_rows,
 )
 from openrft.training._model import device
+from openrft.training._packing import NotPackable, can_pack
 
 __all__ = ["RolloutBatch", "apply_gradients", "shard_backward"]
 
@@ -28,18 +31,16 @@ __all__ = ["RolloutBatch", "apply_gradients", "shard_backward"]
 class RolloutBatch:
     """One step's training batch: B prompts, each with its group of completions (group-major).
 
-    Each prompt runs once per step, not once per completion, in one of two layouts that
-    give the same numbers (tests/training/test_shared_prefix.py): packed (each group's
-    prompt and completions back to back, groups packed into rows under a block mask: no
-    padding, but attention over whole rows) while every group is short, and the prompt's KV
-    cache shared by its completions (attention only where needed, completions padded to
-    the longest) past that."""
+    Each prompt runs once per step, not once per completion. The batch runs as one
+    padding-free row (`_packing`: attention per prompt and per completion) when the model's
+    attention can be taken over, else with the prompt's KV cache shared by its completions
+    (completions padded to the longest). Both give the full forward's numbers
+    (tests/training/test_shared_prefix.py)."""
 
-    # Packed rows hold up to this many tokens. At the demo's shapes (groups of ~30
-    # tokens, completions of 1-6) packing all groups in one row computes a third of the
-    # padded tokens; at 128-token completions a single group passes the budget, and the
-    # block mask's wasted attention would outweigh the padding it saves.
-    PACKED_ROW_TOKENS = 512
+    # Row tokens per forward/backward pass. At the compute scale of benchmarks/README.md
+    # (~7,500 tokens a step) two passes hold half the activations for ~the same speed:
+    # the matmuls stay thousands of rows tall.
+    TOKENS_PER_PASS = 4096
 
     def __init__(
         self,
@@ -49,36 +50,71 @@ class RolloutBatch:
         pad_id: int,
         temperature: float,
         cache_kw: str,
+        entropies: list[list[float] | None] | None = None,
     ) -> None:
         self.prompts, self.completions = prompts, completions
         self.pad, self.temperature, self.cache_kw = pad_id, temperature, cache_kw
+        self.group = len(completions) // len(prompts)
         c = max(len(x) for x in self.completions)
-        ids = torch.full((len(completions), c), self.pad, dtype=torch.long)  # (N, C)
-        mask = torch.zeros((len(completions), c), dtype=torch.long)  # (N, C)
-        for i, tokens in enumerate(self.completions):
-            ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-            mask[i, : len(tokens)] = 1
+        ids = torch.tensor([x + [self.pad] * (c - len(x)) for x in completions])  # (N, C)
+        mask = torch.tensor([[1] * len(x) + [0] * (c - len(x)) for x in completions])  # (N, C)
         self.completion_ids, self.completion_mask = ids.to(device()), mask.to(device())
-        g = len(completions) // len(prompts)
-        self.group_tokens = max(
-            len(p) + sum(len(x) for x in self.completions[i * g : (i + 1) * g])
-            for i, p in enumerate(self.prompts)
+        # The sampler's entropies (N, C), when every completion carries them.
+        self.entropies: torch.Tensor | None = None
+        if entropies is not None and all(e is not None for e in entropies):
+            rows = [e + [0.0] * (c - len(e)) for e in entropies]  # type: ignore[operator]
+            self.entropies = torch.tensor(rows, dtype=torch.float32).to(device())
+
+    def signal_groups(self, advantages: torch.Tensor) -> list[int]:
+        """The groups whose advantages `(N,)` are not all zero."""
+        flat = advantages.view(len(self.prompts), self.group).ne(0).any(dim=1)  # (B,)
+        return flat.nonzero().squeeze(1).tolist()
+
+    def rows(self, groups: list[int]) -> torch.Tensor:
+        """The completion rows `(n,)` of these groups."""
+        g = self.group
+        return torch.tensor([i * g + j for i in groups for j in range(g)], dtype=torch.long)
+
+    def passes(self, groups: list[int]) -> list[list[int]]:
+        """`groups` in consecutive runs of at most `TOKENS_PER_PASS` row tokens (a longer
+        group runs alone): each is one forward and backward pass, so activation memory is
+        bounded by the budget rather than by the step's size."""
+        out: list[list[int]] = []
+        used = self.TOKENS_PER_PASS
+        for i in groups:
+            g = self.group
+            size = len(self.prompts[i]) + sum(
+                len(c) - 1 for c in self.completions[i * g : (i + 1) * g]
+            )
+            if used + size > self.TOKENS_PER_PASS:
+                out.append([])
+                used = 0
+            out[-1].append(i)
+            used += size
+        return out
+
+    def select(self, groups: list[int]) -> RolloutBatch:
+        """A batch of these groups only."""
+        g = self.group
+        return RolloutBatch(
+            [self.prompts[i] for i in groups],
+            [c for i in groups for c in self.completions[i * g : (i + 1) * g]],
+            pad_id=self.pad,
+            temperature=self.temperature,
+            cache_kw=self.cache_kw,
         )
 
     def logprobs(
         self, model: Any, *, with_entropy: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        temperature = self.temperature
-        if self.group_tokens <= self.PACKED_ROW_TOKENS:
-            return packed_group_logprobs(
-                model, self.prompts, self.completions, pad_id=self.pad,
-                row_tokens=self.PACKED_ROW_TOKENS, temperature=temperature,
-                with_entropy=with_entropy,
-            )  # fmt: skip
-        return group_completion_logprobs(
-            model, self.prompts, self.completions, pad_id=self.pad,
-            cache_kw=self.cache_kw, temperature=temperature, with_entropy=with_entropy,
-        )  # fmt: skip
+        args = (model, self.prompts, self.completions)
+        kw = {"pad_id": self.pad, "temperature": self.temperature, "with_entropy": with_entropy}
+        if can_pack(model):
+            try:
+                return packed_group_logprobs(*args, **kw)
+            except NotPackable:
+                pass  # windowed or soft-capped attention: the KV-cache layout applies it
+        return group_completion_logprobs(*args, cache_kw=self.cache_kw, **kw)
 
 
 def shard_backward(
@@ -96,7 +132,12 @@ def shard_backward(
     Each rank divides by the whole step's counts (`StepTotals`), so the ranks' gradients sum
     to the one-process gradient of the whole batch (Decision 13) for every loss type.
     `stop_ids` masks truncated completions out. Returns the step's loss metrics, as one
-    process would report them, and its totals."""
+    process would report them, and its totals.
+
+    When the batch carries the sampler's entropies and there is no KL term, a group whose
+    advantages are all zero (every reward equal) is left out of the forward and backward
+    passes: each of its tokens has a zero loss and a zero gradient, so the step is the
+    same; its tokens still count in the normalisers and the metrics."""
     mask = None
     local = (0, 0)  # (sequences, active tokens) of this rank
     if batch is not None:
@@ -109,17 +150,30 @@ def shard_backward(
     metrics: dict[str, float] = {}
     if batch is not None:
         assert mask is not None
-        logps, entropy = batch.logprobs(model)  # (N, C), (N, C)
-        loss, metrics = grpo_loss(
-            logps,
-            advantages.to(logps.device),
-            mask,
-            config,
-            ref_logps=ref_logps,
-            entropy=entropy,
-            step_totals=totals if workers.size > 1 else None,
-        )
-        loss.backward()
+        skipping = batch.entropies is not None and config.beta == 0.0 and ref_logps is None
+        groups = batch.signal_groups(advantages) if skipping else list(range(len(batch.prompts)))
+        shares = []  # (metrics, active tokens) of each pass
+        for chunk in batch.passes(groups):
+            part = batch if len(chunk) == len(batch.prompts) else batch.select(chunk)
+            rows = batch.rows(chunk).to(mask.device)  # (n,)
+            logps, entropy = part.logprobs(model, with_entropy=batch.entropies is None)  # (n, C')
+            width = logps.shape[1]
+            loss, share = grpo_loss(
+                logps,
+                advantages.index_select(0, rows.cpu()).to(logps.device),
+                mask.index_select(0, rows)[:, :width],
+                config,
+                ref_logps=None if ref_logps is None else ref_logps.index_select(0, rows)[:, :width],
+                entropy=entropy,
+                step_totals=totals,
+            )
+            loss.backward()
+            shares.append((share, int(mask.index_select(0, rows).sum())))
+        metrics = merge_shard_metrics(shares) if shares else {}
+        if skipping:
+            trained = sum(tokens for _, tokens in shares)
+            metrics = with_skipped_rows(metrics, trained=trained, tokens=local[1])
+            metrics["entropy"] = float(masked_mean(batch.entropies, mask))
     if workers.size > 1:
         metrics = merge_shard_metrics(workers.gather([(metrics, local[1])]))
     return metrics, totals
@@ -130,6 +184,9 @@ def apply_gradients(
 ) -> float:
     """Sum the ranks' gradients, clip by their global norm, step; returns the norm. Every
     rank then holds the same gradients, hence the same weights after the step."""
+    for p in params:
+        if p.grad is None:  # nothing trained (every group skipped): AdamW still steps, on zeros
+            p.grad = torch.zeros_like(p)
     workers.sum_gradients(params)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
     optimizer.step()

@@ -25,11 +25,6 @@ TAIL = [
 ]
 
 
-@pytest.fixture
-def client(serving_server) -> openai.OpenAI:
-    return serving_server.client()
-
-
 def test_response_with_instructions(client) -> None:
     r = client.responses.create(
         model="tiny", input="Hello", instructions="Answer briefly.", max_output_tokens=8

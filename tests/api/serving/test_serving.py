@@ -18,11 +18,6 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture
-def client(serving_server) -> openai.OpenAI:
-    return serving_server.client()
-
-
 def _async_client(server) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
 

@@ -23,11 +23,6 @@ GREEDY = {
 }
 
 
-@pytest.fixture
-def client(serving_server) -> openai.OpenAI:
-    return serving_server.client()
-
-
 def _answer(client: openai.OpenAI, model: str) -> list[list[int] | None]:
     """The greedy answer's token bytes (a random model's text is mostly invalid UTF-8)."""
     r = client.chat.completions.create(model=model, **GREEDY)
