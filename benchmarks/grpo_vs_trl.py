@@ -11,14 +11,18 @@ is `string_check` `eq` (graded in-process, like TRL's Python reward function,
 which computes the very same exact match).
 
     PYTHONPATH=src python benchmarks/grpo_vs_trl.py [--scale demo|compute] [--steps 30]
-        [--lr 1e-4] [--seed 0] [--threads N] [--warmup-steps 100] [--profile]
+        [--lr 1e-4] [--seed 0] [--threads N] [--warmup-steps 100] [--min-completion 0]
+        [--profile]
 
 `--scale demo` (default): ~0.9M parameters, single-digit addition, group 8,
 8 prompts per step, at most 6 completion tokens. `--scale compute` (issue 8):
 hidden 512, 8 layers (~27M parameters), 128-token completions, started cold
 (no warm-up, so completions run long: the point is compute, not reward), rewarded by
 `text_similarity` `fuzzy_match` (rapidfuzz's ratio on both sides), so rewards differ
-within groups and every group is trained.
+within groups and every group is trained. `--min-completion N` holds back stop tokens
+for N tokens on both sides (vLLM's `min_tokens`, transformers' `min_new_tokens`): with
+N = 128 every completion is exactly 128 tokens, the same work on both sides, where
+natural lengths favour the side that does not pad (openrft).
 
 Not a test: it prints numbers and asserts nothing (DESIGN "Tests and benchmarks").
 """
@@ -26,6 +30,7 @@ Not a test: it prints numbers and asserts nothing (DESIGN "Tests and benchmarks"
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -187,6 +192,8 @@ def run_child(system: str, args: argparse.Namespace, model: Path, out: Path) -> 
         str(args.seed),
         "--threads",
         str(args.threads),
+        "--min-completion",
+        str(args.min_completion),
     ] + (["--profile"] if args.profile else [])
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -379,6 +386,7 @@ def child_openrft(args: argparse.Namespace) -> dict[str, Any]:
         policy=policy, engine=engine, grading=grading, grader=grader, train=prompts, valid=[],
         hp=hp, seed=args.seed, learning_rate=args.lr,
     )  # fmt: skip
+    method.sampling = dataclasses.replace(method.sampling, min_tokens=args.min_completion)
     profiler = None
     if args.profile:
         import cProfile
@@ -527,6 +535,7 @@ def child_trl(args: argparse.Namespace) -> dict[str, Any]:
         max_grad_norm=1.0,
         seed=args.seed,
         disable_tqdm=True,
+        generation_kwargs={"min_new_tokens": args.min_completion} if args.min_completion else None,
     )
     trainer = GRPOTrainer(
         model=model, reward_funcs=timed_reward, args=config, train_dataset=dataset,
@@ -576,6 +585,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--warmup-steps", type=int, help="default: 100 (demo), 0 (compute)")
+    parser.add_argument(
+        "--min-completion", type=int, default=0, help="no stop token before this many tokens"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile openrft's steps")
     parser.add_argument("--child", choices=("openrft", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)

@@ -83,6 +83,19 @@ def test_max_tokens_gives_length(engine: Engine) -> None:
     assert len(choice.token_ids) == 5 and choice.finish_reason == "length" and choice.truncated
 
 
+def test_min_tokens_holds_back_stop_tokens(engine: Engine, tokenizer: Any) -> None:
+    """vLLM's `min_tokens`: no stop token before that many tokens, then stops as usual."""
+    prompts = [chat_ids(tokenizer, f"{a}+{a}=") for a in range(4)]
+    free = SamplingParams(temperature=2.0, max_tokens=40)
+    held = SamplingParams(temperature=2.0, max_tokens=40, min_tokens=40)
+    early = [c for g in engine.generate_groups(prompts, 16, free, seeds=[1, 2, 3, 4]) for c in g]
+    assert any(c.finish_reason == "stop" and len(c.token_ids) < 40 for c in early)
+    for group in engine.generate_groups(prompts, 16, held, seeds=[1, 2, 3, 4]):
+        for c in group:
+            assert len(c.token_ids) == 40
+            assert not set(c.token_ids[:-1]) & set(engine.stop_token_ids)
+
+
 def test_stop_string_cuts_text(engine: Engine) -> None:
     free = run(engine.generate(request("once upon", temperature=0, max_tokens=30))).choices[0]
     stop = free.text[5:8]  # a string the greedy output is known to contain
@@ -130,6 +143,8 @@ def test_logprobs_match_a_direct_forward_pass(
         (dict(logprobs=True, top_logprobs=21), "top_logprobs"),
         (dict(top_logprobs=2), "top_logprobs"),
         (dict(max_tokens=0), "max_tokens"),
+        (dict(min_tokens=-1), "min_tokens"),
+        (dict(min_tokens=9, max_tokens=8), "min_tokens"),
         (dict(stop=["a", "b", "c", "d", "e"]), "stop"),
         (dict(response_format={"type": "xml"}), "response_format"),
     ],

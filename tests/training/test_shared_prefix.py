@@ -162,3 +162,12 @@ def test_sliding_window_model_uses_the_cache_layout(tmp_path: Path) -> None:
     full, _ = completion_logprobs(model, ids, attention, c)
     shared, _ = batch.logprobs(model)
     torch.testing.assert_close(shared[mask], full[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_short_rows_take_the_row_mask_and_long_rows_the_blocks() -> None:
+    """The measured cost model: the demo's ~160-token row runs fastest under one mask,
+    the compute scale's ~7,000-token row as padded blocks (benchmarks/README.md)."""
+    short = _packing.PackedLayout([[1] * 8] * 8, [[2] * 3] * 64, pad_id=PAD)
+    long = _packing.PackedLayout([[1] * 8] * 8, [[2] * 110] * 64, pad_id=PAD)
+    assert isinstance(short._cheaper(heads=4, width=128), _packing._RowMask)
+    assert isinstance(long._cheaper(heads=8, width=512), _packing._Blocks)

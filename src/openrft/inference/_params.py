@@ -34,6 +34,7 @@ class SamplingParams:
     `stop` holds at most 4 strings, as OpenAI allows. `response_format` is None,
     `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", "schema": {...}}`
     (the Chat form with the schema nested under `"json_schema"` is accepted too).
+    `min_tokens` (vLLM's parameter): no stop token may be sampled before this many tokens.
     """
 
     temperature: float = 1.0
@@ -45,6 +46,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     response_format: Mapping[str, Any] | None = None
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -64,6 +66,11 @@ class SamplingParams:
         )
         _check(
             self.max_tokens is None or self.max_tokens >= 1, "max_tokens must be >= 1", "max_tokens"
+        )
+        _check(
+            0 <= self.min_tokens <= (self.max_tokens or self.min_tokens),
+            "min_tokens must be between 0 and max_tokens",
+            "min_tokens",
         )
         _check(len(self.stop) <= 4, "stop may hold at most 4 sequences", "stop")
         _check(

@@ -14,6 +14,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from math import inf
 
 import torch
 
@@ -257,9 +258,13 @@ class Scheduler:
         if any(r.job.entropy for r in rows):
             entropies = sampling_entropy(logits, [r.job.sampling.temperature for r in rows])
         constrained = [i for i, r in enumerate(rows) if r.constraint is not None]
+        early = [i for i, r in enumerate(rows) if len(r.token_ids) < r.job.sampling.min_tokens]
+        if constrained or early:
+            logits = logits.clone()  # masks must not leak into the reported log-probabilities
         if constrained:
-            logits = logits.clone()  # the mask must not leak into the reported log-probabilities
             self._grammars.apply(logits, constrained, [rows[i].constraint for i in constrained])
+        if early:  # min_tokens: no stop token yet
+            logits[torch.tensor(early).unsqueeze(1), torch.tensor(sorted(self._stop_ids))] = -inf
         tokens = sample(
             logits,
             temperatures=[r.job.sampling.temperature for r in rows],

@@ -135,6 +135,7 @@ class VLLMEngine:
             seed=sampling.seed,
             stop=list(sampling.stop),
             max_tokens=max_tokens,
+            min_tokens=sampling.min_tokens,
             guided_decoding=guided,
             logprobs=max(sampling.top_logprobs, 1),
             output_kind=1,  # DELTA outputs
