@@ -7,18 +7,12 @@ import time
 from pathlib import Path
 
 from openrft.store import LocalBlobStore
+from support.blobs import file_and_folder
 
 
 def test_stat_sums_a_folder_and_finds_its_newest_change(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs")
-    w = blobs.writer("files/file-a")
-    w.write(b"12345")
-    w.commit()
-    src = tmp_path / "src"
-    (src / "model").mkdir(parents=True)
-    (src / "model" / "weights").write_bytes(b"x" * 7)
-    (src / "state.pt").write_bytes(b"abc")
-    blobs.put_dir("jobs/ftjob-1/ckpt-step-2", src)
+    file_and_folder(blobs, tmp_path, file="files/file-a", folder="jobs/ftjob-1/ckpt-step-2")
 
     folder = blobs.path("jobs/ftjob-1")
     old = int(time.time()) - 3600

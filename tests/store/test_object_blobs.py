@@ -11,6 +11,7 @@ import pytest
 
 from openrft.errors import NotFound
 from openrft.store import ObjectBlobStore, Store
+from support.blobs import file_and_folder
 from support.s3 import MotoS3
 
 pytest.importorskip("obstore")
@@ -84,14 +85,7 @@ def test_small_and_empty_blobs_round_trip(blobs: ObjectBlobStore) -> None:
 def test_stat_is_one_head_or_one_list(blobs: ObjectBlobStore, tmp_path: Path) -> None:
     """`stat` gives what `size` and `modified` give, for an object, a folder, and nothing."""
     started = time.time() - 5  # the server's clock may run a little behind ours
-    w = blobs.writer("files/a")
-    w.write(b"12345")
-    w.commit()
-    src = tmp_path / "src"
-    (src / "model").mkdir(parents=True)
-    (src / "model" / "weights").write_bytes(b"x" * 7)
-    (src / "state.pt").write_bytes(b"abc")
-    blobs.put_dir("jobs/ftjob-2", src)
+    file_and_folder(blobs, tmp_path, file="files/a", folder="jobs/ftjob-2")
     for key, size in [("files/a", 5), ("jobs/ftjob-2", 10), ("jobs/ftjob-2/model", 7)]:
         found = blobs.stat(key)
         assert found is not None and found.size == size == blobs.size(key)
