@@ -104,9 +104,14 @@ def top_logprobs(logprobs: torch.Tensor, k: int) -> tuple[list[list[float]], lis
     return values.tolist(), ids.tolist()
 
 
-def sampling_entropy(logits: torch.Tensor, temperatures: list[float]) -> list[float]:
+def sampling_entropy(
+    logits: torch.Tensor, temperatures: list[float], logprobs: torch.Tensor | None = None
+) -> list[float]:
     """Entropy (nats) of `softmax(logits / temperature)` per row of `logits` (B, V), as the
-    trainer defines it: before top_p and any grammar mask; temperature 0 counts as 1."""
-    temps = torch.tensor([t if t > 0.0 else 1.0 for t in temperatures], dtype=logits.dtype)
-    logp = torch.log_softmax(logits / temps.to(logits.device).unsqueeze(1), dim=-1)  # (B, V)
-    return (-(logp.exp() * logp).sum(-1)).tolist()  # (B,)
+    trainer defines it: before top_p and any grammar mask; temperature 0 counts as 1.
+    `logprobs`, the rows' `log_softmax(logits)` when the caller has it, saves a second
+    normalisation over the vocabulary when every temperature is 0 or 1."""
+    if logprobs is None or any(t not in (0.0, 1.0) for t in temperatures):
+        temps = torch.tensor([t if t > 0.0 else 1.0 for t in temperatures], dtype=logits.dtype)
+        logprobs = torch.log_softmax(logits / temps.to(logits.device).unsqueeze(1), dim=-1)
+    return (-(logprobs.exp() * logprobs).sum(-1)).tolist()  # (B,)

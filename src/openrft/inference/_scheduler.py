@@ -256,7 +256,8 @@ class Scheduler:
         logprobs = torch.log_softmax(logits, dim=-1)  # (B, V) raw model log-probabilities
         entropies = None
         if any(r.job.entropy for r in rows):
-            entropies = sampling_entropy(logits, [r.job.sampling.temperature for r in rows])
+            temperatures = [r.job.sampling.temperature for r in rows]
+            entropies = sampling_entropy(logits, temperatures, logprobs)
         constrained = [i for i, r in enumerate(rows) if r.constraint is not None]
         early = [i for i, r in enumerate(rows) if len(r.token_ids) < r.job.sampling.min_tokens]
         if constrained or early:
