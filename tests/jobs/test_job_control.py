@@ -15,6 +15,7 @@ from support import Server, run_cli
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
+    assert_drained_then_resumed,
     assert_one_event_per_step,
     final_weights,
     metrics_events,
@@ -145,16 +146,6 @@ def test_sigterm_drains_and_the_job_resumes_without_lost_steps(tmp_path: Path) -
 
         server = Server(data_dir, env=env).start()
         client = server.client()
-        events = list(client.fine_tuning.jobs.list_events(job_id, limit=1000))
-        drained = [e for e in events if e.message.startswith("Checkpointed at step")]
-        assert len(drained) == 1
-        reached = max(e.data["step"] for e in events if e.type == "metrics")
-        assert drained[0].message.startswith(f"Checkpointed at step {reached} ")
-        assert reached < 60
-        done = wait_for(client, job_id)
-        assert done.status == "succeeded", done.error
-        assert_one_event_per_step(client, job_id, 60)
-        messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
-        assert f"Resumed from the checkpoint at step {reached}" in messages
+        assert_drained_then_resumed(client, job_id, 60)
     finally:
         server.stop()

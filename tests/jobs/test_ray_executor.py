@@ -24,6 +24,7 @@ from support import Server, free_port, run_cli, tiny_model_server
 from support.jobs import (
     ALL_PAIRS,
     addition_lines,
+    assert_drained_then_resumed,
     assert_one_event_per_step,
     final_weights,
     metrics_events,
@@ -276,17 +277,7 @@ def test_server_sigterm_drains_the_ray_worker(ray_cluster: RayCluster, tmp_path:
 
         server = Server(data_dir, env=ray_env(ray_cluster)).start()
         client = server.client()
-        events = list(client.fine_tuning.jobs.list_events(job_id, limit=1000))
-        drained = [e for e in events if e.message.startswith("Checkpointed at step")]
-        reached = max(e.data["step"] for e in events if e.type == "metrics")
-        assert len(drained) == 1 and drained[0].message.startswith(
-            f"Checkpointed at step {reached} "
-        )
-        done = wait_for(client, job_id, timeout=120)
-        assert done.status == "succeeded", done.error
-        assert_one_event_per_step(client, job_id, 20)
-        messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
-        assert f"Resumed from the checkpoint at step {reached}" in messages
+        assert_drained_then_resumed(client, job_id, 20)
     finally:
         server.stop()
 

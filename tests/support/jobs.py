@@ -78,6 +78,24 @@ def assert_one_event_per_step(client: openai.OpenAI, job_id: str, steps: int) ->
     assert seen == list(range(1, steps + 1))
 
 
+def assert_drained_then_resumed(client: openai.OpenAI, job_id: str, steps: int) -> int:
+    """After a server's SIGTERM drain and a restart: exactly one "Checkpointed at step N"
+    event at the last step reached, the job finishing with one metrics event per step,
+    and "Resumed from the checkpoint at step N". Returns N."""
+    events = list(client.fine_tuning.jobs.list_events(job_id, limit=1000))
+    drained = [e for e in events if e.message.startswith("Checkpointed at step")]
+    assert len(drained) == 1
+    reached = max(e.data["step"] for e in events if e.type == "metrics")
+    assert drained[0].message.startswith(f"Checkpointed at step {reached} ")
+    assert reached < steps
+    done = wait_for(client, job_id)
+    assert done.status == "succeeded", done.error
+    assert_one_event_per_step(client, job_id, steps)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+    assert f"Resumed from the checkpoint at step {reached}" in messages
+    return reached
+
+
 def final_weights(data_dir: Path, job_id: str) -> dict[str, torch.Tensor]:
     return load_file(str(data_dir / "blobs" / "jobs" / job_id / "final" / "model.safetensors"))
 

@@ -18,6 +18,7 @@ the forward pass that uses it (`packed_attention`).
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -286,7 +287,9 @@ def can_pack(model: Any) -> bool:
     return bool(getattr(model, "_supports_attention_backend", False))
 
 
+@functools.cache
 def _register() -> None:
+    """Once per process: transformers looks the function up by name at each layer."""
     from transformers import AttentionInterface
 
     AttentionInterface.register(ATTENTION_NAME, _packed_attention_forward)

@@ -80,9 +80,8 @@ class RolloutBatch:
         group runs alone): each is one forward and backward pass, so activation memory is
         bounded by the budget rather than by the step's size."""
         out: list[list[int]] = []
-        used = self.TOKENS_PER_PASS
+        used, g = self.TOKENS_PER_PASS, self.group
         for i in groups:
-            g = self.group
             size = len(self.prompts[i]) + sum(
                 len(c) - 1 for c in self.completions[i * g : (i + 1) * g]
             )
@@ -155,20 +154,23 @@ def shard_backward(
         shares = []  # (metrics, active tokens) of each pass
         for chunk in batch.passes(groups):
             part = batch if len(chunk) == len(batch.prompts) else batch.select(chunk)
-            rows = batch.rows(chunk).to(mask.device)  # (n,)
+            rows = batch.rows(chunk)  # (n,)
             logps, entropy = part.logprobs(model, with_entropy=batch.entropies is None)  # (n, C')
             width = logps.shape[1]
+            part_mask = mask.index_select(0, rows.to(mask.device))[:, :width]  # (n, C')
             loss, share = grpo_loss(
                 logps,
-                advantages.index_select(0, rows.cpu()).to(logps.device),
-                mask.index_select(0, rows)[:, :width],
+                advantages.index_select(0, rows).to(logps.device),
+                part_mask,
                 config,
-                ref_logps=None if ref_logps is None else ref_logps.index_select(0, rows)[:, :width],
+                ref_logps=None
+                if ref_logps is None
+                else ref_logps.index_select(0, rows.to(ref_logps.device))[:, :width],
                 entropy=entropy,
                 step_totals=totals,
             )
             loss.backward()
-            shares.append((share, int(mask.index_select(0, rows).sum())))
+            shares.append((share, int(part_mask.sum())))
         metrics = merge_shard_metrics(shares) if shares else {}
         if skipping:
             trained = sum(tokens for _, tokens in shares)
