@@ -113,13 +113,15 @@ def build_and_warm(folder: Path, scale: dict[str, Any], warmup_steps: int, seed:
 
     from openrft.inference import build_tiny_model
     from openrft.training._chat_data import tokenize_conversation
+    from openrft.training._model import device
     from openrft.training._sft import _loss_and_accuracy
 
     built = build_tiny_model(folder / "built", seed=seed, **scale["model"])
     if warmup_steps == 0:
         return built
     tok = AutoTokenizer.from_pretrained(built)
-    model = AutoModelForCausalLM.from_pretrained(built, dtype=torch.float32)
+    # on the device the supervised loss puts its batch on (the GPU where there is one)
+    model = AutoModelForCausalLM.from_pretrained(built, dtype=torch.float32).to(device())
     examples = [
         tokenize_conversation(tok, user(a, b) + [{"role": "assistant", "content": str(a + b)}])
         for a, b in problems()
