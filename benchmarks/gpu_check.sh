@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Decision 15: the one prepared script for a lent GPU machine. That machine has torch,
 # transformers, peft and accelerate but no internet, so the rest travels as wheels in `.whl/`
-# (ignored by git; fetch them here first, see below). It runs the CUDA tests and two GRPO jobs
-# through the real service on the GPU, then the serving and GRPO benchmarks on CUDA, within
+# (ignored by git; fetch them here first, see below). It runs the GRPO and serving benchmarks
+# on CUDA, then the CUDA tests and two GRPO jobs through the real service on the GPU, within
 # ~6 minutes, and writes everything it prints to $OUT/gpu_check.txt (or ./gpu_check.txt) for
 # benchmarks/README.md.
 #
