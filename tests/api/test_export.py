@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,8 +19,7 @@ import pytest
 import torch
 from openai.types.chat import ChatCompletion
 
-from openrft.store import ModelRow, Store
-from support import Server, run_cli
+from support import Server, add_adapter_model, run_cli
 from support.jobs import ALL_PAIRS, addition_lines, upload, wait_for
 
 PROMPTS = ("9+9=", "Tell me a story.")
@@ -254,25 +252,10 @@ def test_export_errors_and_edge_cases(
     assert not (tmp_path / "x").exists()
 
     # An adapter trained on a fine-tuned parent (Decision 4) only exports merged.
-    data_dir = serving_server.data_dir
-    store = Store.open(
-        database_url=f"sqlite:///{data_dir / 'openrft.db'}", blob_dir=data_dir / "blobs"
-    )
+    store = serving_server.open_store()
     parent = store.models.get("default", trained["lora"])
     child = "ft:tiny:default:exp-child:test-1"
-    store.models.add(
-        ModelRow(
-            id=child,
-            project="default",
-            kind="fine-tuned",
-            created_at=int(time.time()),
-            owned_by="default",
-            source=parent.source,
-            base_model="tiny",
-            weights_format="adapter",
-            details={"parent": parent.id},
-        )  # fmt: skip
-    )
+    add_adapter_model(store, child, source=parent.source, parent=parent.id)
     store.close()
     r = httpx.get(_content_url(serving_server, child), headers=key)
     assert r.status_code == 400 and _error(r)["param"] == "merged"
@@ -284,6 +267,7 @@ def test_export_errors_and_edge_cases(
     _same_answers(serving_server, "tiny", _load_full(tmp_path / "base"), tmp_path / "base")
 
     # A Hugging Face id ending in "/content" is still retrieved by its plain path.
+    data_dir = serving_server.data_dir
     run_cli("models", "add", "org/content", str(data_dir / "models" / "tiny"), data_dir=data_dir)
     client = serving_server.client()
     assert client.models.retrieve("org/content").id == "org/content"

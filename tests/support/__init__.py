@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import openai
 
+from openrft.store import ModelRow, Store
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 
@@ -155,6 +157,11 @@ class Server:
             base_url=self.base_url, api_key=api_key or self.api_key, max_retries=0, **kwargs
         )
 
+    def open_store(self) -> Store:
+        """The server's own store (database and blobs), for a test to write to directly."""
+        url = self.env.get("OPENRFT_DATABASE_URL", f"sqlite:///{self.data_dir / 'openrft.db'}")
+        return Store.open(database_url=url, blob_dir=self.data_dir / "blobs")
+
     def new_key(self, project: str) -> str:
         return run_cli("keys", "create", "--project", project, data_dir=self.data_dir)
 
@@ -170,3 +177,20 @@ def tiny_model_server(data_dir: Path, *, env: dict[str, str] | None = None) -> I
         yield server
     finally:
         server.stop()
+
+
+def add_adapter_model(store: Store, model_id: str, *, source: str, parent: str | None) -> None:
+    """Register a LoRA adapter of `tiny` (blob `source`), trained on `parent` if given."""
+    store.models.add(
+        ModelRow(
+            id=model_id,
+            project="default",
+            kind="fine-tuned",
+            created_at=int(time.time()),
+            owned_by="default",
+            source=source,
+            base_model="tiny",
+            weights_format="adapter",
+            details={"parent": parent},
+        )
+    )

@@ -254,9 +254,9 @@ class Scheduler:
         """Sample one token for every row of `logits` (B, V); return the rows still running."""
         logits = logits.float().cpu()
         logprobs = torch.log_softmax(logits, dim=-1)  # (B, V) raw model log-probabilities
+        temperatures = [r.job.sampling.temperature for r in rows]
         entropies = None
         if any(r.job.entropy for r in rows):
-            temperatures = [r.job.sampling.temperature for r in rows]
             entropies = sampling_entropy(logits, temperatures, logprobs)
         constrained = [i for i, r in enumerate(rows) if r.constraint is not None]
         early = [i for i, r in enumerate(rows) if len(r.token_ids) < r.job.sampling.min_tokens]
@@ -268,7 +268,7 @@ class Scheduler:
             logits[torch.tensor(early).unsqueeze(1), torch.tensor(sorted(self._stop_ids))] = -inf
         tokens = sample(
             logits,
-            temperatures=[r.job.sampling.temperature for r in rows],
+            temperatures=temperatures,
             top_ps=[r.job.sampling.top_p for r in rows],
             keys=[r.key for r in rows],
             counters=[len(r.token_ids) for r in rows],

@@ -92,21 +92,17 @@ class RolloutBatch:
             used += size
         return out
 
-    def select(self, groups: list[int]) -> RolloutBatch:
-        """A batch of these groups only."""
-        g = self.group
-        return RolloutBatch(
-            [self.prompts[i] for i in groups],
-            [c for i in groups for c in self.completions[i * g : (i + 1) * g]],
-            pad_id=self.pad,
-            temperature=self.temperature,
-            cache_kw=self.cache_kw,
-        )
-
     def logprobs(
-        self, model: Any, *, with_entropy: bool = True
+        self, model: Any, *, groups: list[int] | None = None, with_entropy: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        args = (model, self.prompts, self.completions)
+        """Log-probabilities (and entropies) `(n, C')` of the completions of `groups`
+        (default: all), C' their longest."""
+        prompts, completions = self.prompts, self.completions
+        if groups is not None and len(groups) < len(prompts):
+            g = self.group
+            prompts = [prompts[i] for i in groups]
+            completions = [c for i in groups for c in completions[i * g : (i + 1) * g]]
+        args = (model, prompts, completions)
         kw = {"pad_id": self.pad, "temperature": self.temperature, "with_entropy": with_entropy}
         if can_pack(model):
             try:
@@ -153,9 +149,10 @@ def shard_backward(
         groups = batch.signal_groups(advantages) if skipping else list(range(len(batch.prompts)))
         shares = []  # (metrics, active tokens) of each pass
         for chunk in batch.passes(groups):
-            part = batch if len(chunk) == len(batch.prompts) else batch.select(chunk)
             rows = batch.rows(chunk)  # (n,)
-            logps, entropy = part.logprobs(model, with_entropy=batch.entropies is None)  # (n, C')
+            logps, entropy = batch.logprobs(
+                model, groups=chunk, with_entropy=batch.entropies is None
+            )  # (n, C')
             width = logps.shape[1]
             part_mask = mask.index_select(0, rows.to(mask.device))[:, :width]  # (n, C')
             loss, share = grpo_loss(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import openai
@@ -11,8 +10,7 @@ import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion
 
-from openrft.store import ModelRow, Store
-from support import run_cli
+from support import add_adapter_model, run_cli
 from support.jobs import ALL_PAIRS, addition_lines, upload, wait_for
 
 GREEDY = {
@@ -87,35 +85,16 @@ def _perturbed_adapter(base: Path, target: Path, seed: int) -> None:
     peft_model.save_pretrained(target)
 
 
-def _register_adapter(store: Store, model_id: str, key: str, parent: str | None) -> None:
-    store.models.add(
-        ModelRow(
-            id=model_id,
-            project="default",
-            kind="fine-tuned",
-            created_at=int(time.time()),
-            owned_by="default",
-            source=key,
-            base_model="tiny",
-            weights_format="adapter",
-            details={"parent": parent},
-        )
-    )
-
-
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a deprecated transformers name
 def test_lora_adapters_serve_beside_their_base(serving_server, client) -> None:
-    data_dir = serving_server.data_dir
-    store = Store.open(
-        database_url=f"sqlite:///{data_dir / 'openrft.db'}", blob_dir=data_dir / "blobs"
-    )
-    base_folder = data_dir / "models" / "tiny"
+    store = serving_server.open_store()
+    base_folder = serving_server.data_dir / "models" / "tiny"
     for i in (1, 2):
         _perturbed_adapter(base_folder, store.blobs.path(f"test/lora-{i}"), seed=i)
     lora, child = "ft:tiny:default:lora:test-1", "ft:tiny:default:lora:test-2"
-    _register_adapter(store, lora, "test/lora-1", parent=None)
+    add_adapter_model(store, lora, source="test/lora-1", parent=None)
     # An adapter trained on top of another: served on the base with the parent merged in.
-    _register_adapter(store, child, "test/lora-2", parent=lora)
+    add_adapter_model(store, child, source="test/lora-2", parent=lora)
     store.close()
 
     before = _answer(client, "tiny")
